@@ -1,0 +1,222 @@
+"""The exercise mechanism: run a learner's answer, compare it, explain the first mistake.
+
+A checker is written as a function ``body(c, answer)`` decorated with
+``@exercise("NN.k", "name")``. Inside, ``c`` (a :class:`Checker`) calls the
+learner's code safely and records each passed check. The decorated checker
+
+- prints ``✅ name: k/k checks passed`` when every check passes;
+- prints ``⏳ Exercise NN.k not attempted yet`` when the answer raises
+  ``NotImplementedError`` (the stub that the student notebook ships with);
+- raises :class:`ExerciseFailed` with one hint at the first failed check.
+
+Anything the learner's code does (raise, return the wrong type or shape, return
+NaN) turns into an ``ExerciseFailed`` with a message, never a crash inside here.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import torch
+from torch import Tensor
+
+_KIT_FOLDER = str(Path(__file__).resolve().parents[1])
+
+
+class ExerciseFailed(AssertionError):
+    """The answer to an exercise is wrong; ``hint`` says what to look at."""
+
+    def __init__(self, exercise: str, name: str, hint: str):
+        self.exercise = exercise
+        self.name = name
+        self.hint = hint
+        super().__init__(f"Exercise {exercise} ({name}): {hint}")
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows these lines instead of a traceback through the checker.
+        return f"❌ Exercise {self.exercise} ({self.name}): {self.hint}".splitlines()
+
+
+class NotAttempted(Exception):
+    """The answer still raises NotImplementedError."""
+
+
+def describe(value: Any) -> str:
+    """A short description of a value for messages: type and shape, not contents."""
+    if isinstance(value, Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, np.ndarray):
+        return f"a numpy array of shape {value.shape}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def _where_in_learner_code(error: BaseException) -> str:
+    """The last line of the learner's own code in the traceback, if there is one."""
+    frames = traceback.extract_tb(error.__traceback__)
+    own = [
+        f
+        for f in frames
+        if not f.filename.startswith(_KIT_FOLDER) and "site-packages" not in f.filename and f.line
+    ]
+    return f" at `{own[-1].line.strip()}`" if own else ""
+
+
+def _copy(value: Any) -> Any:
+    """A copy of an input, so an answer that edits its arguments in place cannot
+    change what the checker compares against."""
+    if isinstance(value, Tensor):
+        return value.clone()
+    return value
+
+
+class Checker:
+    """Runs the checks of one exercise and counts the ones that passed."""
+
+    def __init__(self, exercise: str, name: str):
+        self.exercise = exercise
+        self.name = name
+        self.passed = 0
+
+    def fail(self, hint: str) -> NoReturn:
+        raise ExerciseFailed(self.exercise, self.name, hint)
+
+    def call(self, answer: Callable, *args: Any, error_hint: str = "") -> Any:
+        """Call the learner's function or class on copies of ``args``.
+
+        NotImplementedError means "not attempted"; any other exception becomes a
+        failure that names the error, where it happened, and what it was called on.
+        """
+        try:
+            return answer(*(_copy(a) for a in args))
+        except NotImplementedError as error:
+            raise NotAttempted from error
+        except ExerciseFailed:
+            raise
+        except Exception as error:  # anything the learner's code can raise
+            called_on = ", ".join(describe(a) for a in args)
+            message = (
+                f"your code raised {type(error).__name__}{_where_in_learner_code(error)}: "
+                f"{error}\n(called {self.name}({called_on}))"
+            )
+            self.fail(f"{message}\nHint: {error_hint}" if error_hint else message)
+
+    def tensor(
+        self,
+        value: Any,
+        what: str,
+        shape: Sequence[int] | None = None,
+        shape_hint: str = "",
+        nan_hint: str = "",
+    ) -> Tensor:
+        """Check that ``value`` is a floating tensor of ``shape`` with no NaN or inf;
+        return it detached, on the CPU, in float64 for comparisons."""
+        if isinstance(value, np.ndarray):
+            self.fail(
+                f"{what} is a numpy array; return a torch.Tensor. Use torch operations "
+                "(torch.exp, torch.softmax, @) or convert with torch.from_numpy."
+            )
+        if not isinstance(value, Tensor):
+            self.fail(f"{what} should be a torch.Tensor, but it is {describe(value)}.")
+        if not (value.is_floating_point() or value.is_complex()):
+            self.fail(f"{what} has integer dtype {value.dtype}; it should hold real numbers.")
+        if shape is not None and tuple(value.shape) != tuple(shape):
+            message = f"{what} has shape {tuple(value.shape)}, expected {tuple(shape)}."
+            self.fail(f"{message} {shape_hint}" if shape_hint else message)
+        value = value.detach().cpu().to(torch.float64)
+        if not torch.isfinite(value).all():
+            bad = "NaN" if torch.isnan(value).any() else "inf"
+            message = f"{what} contains {bad}."
+            self.fail(f"{message} {nan_hint}" if nan_hint else message)
+        return value
+
+    def pair(self, value: Any, what: str) -> tuple[Any, Any]:
+        """Check that ``value`` is a pair, as in ``return output, weights``."""
+        if not isinstance(value, (tuple, list)) or len(value) != 2:
+            self.fail(f"return a pair {what}; your function returned {describe(value)}.")
+        return value[0], value[1]
+
+    def expect(self, condition: bool | Tensor, hint: str) -> None:
+        """One check: ``condition`` must hold, otherwise fail with ``hint``."""
+        if not bool(condition):
+            self.fail(hint)
+        self.passed += 1
+
+    def expect_close(
+        self,
+        actual: Tensor,
+        expected: Tensor,
+        hint: str,
+        mistakes: Sequence[tuple[Tensor, str]] = (),
+        atol: float = 1e-5,
+        rtol: float = 1e-4,
+    ) -> None:
+        """One check: ``actual`` must equal ``expected`` up to rounding.
+
+        ``mistakes`` pairs the output of a known wrong answer with the hint for it;
+        when the learner's output matches one, that hint is given. Otherwise the
+        general ``hint`` is given with the first entry that differs.
+        """
+        expected = expected.detach().to(torch.float64)
+        if actual.shape == expected.shape and torch.allclose(actual, expected, rtol, atol):
+            self.passed += 1
+            return
+        for wrong, mistake_hint in mistakes:
+            wrong = wrong.detach().to(torch.float64)
+            if wrong.shape == actual.shape and torch.allclose(actual, wrong, rtol, atol):
+                self.fail(mistake_hint)
+        if actual.shape != expected.shape:
+            self.fail(f"{hint} (shape {tuple(actual.shape)}, expected {tuple(expected.shape)})")
+        self.fail(f"{hint}\n{first_difference(actual, expected)}")
+
+
+def first_difference(actual: Tensor, expected: Tensor) -> str:
+    """Where two tensors of one shape first differ, as a line for a message."""
+    gap = (actual - expected).abs() > 1e-5 + 1e-4 * expected.abs()
+    index = tuple(int(i) for i in torch.nonzero(gap)[0])
+    return (
+        f"First difference at index {index}: "
+        f"expected {expected[index].item():.4g}, got {actual[index].item():.4g}."
+    )
+
+
+def exercise(number: str, name: str) -> Callable:
+    """Turn ``body(checker, answer)`` into the checker a lab calls as ``check_x(answer)``."""
+
+    def decorate(body: Callable[[Checker, Any], None]) -> Callable[[Any], None]:
+        @functools.wraps(body)
+        def check(answer: Any) -> None:
+            checker = Checker(number, name)
+            if not callable(answer):
+                checker.fail(
+                    f"pass the function itself, check_{name}({name}), not {describe(answer)} "
+                    "(no brackets after its name)."
+                )
+            try:
+                body(checker, answer)
+            except NotAttempted:
+                print(
+                    f"⏳ Exercise {number} not attempted yet: "
+                    f"write {name} above, then run this cell again."
+                )
+                return
+            print(f"✅ {name}: {checker.passed}/{checker.passed} checks passed")
+
+        check.exercise = number
+        check.answer_name = name
+        return check
+
+    return decorate
+
+
+def random_generator(seed: int = 0) -> torch.Generator:
+    """A private random stream for test inputs, so checks never move the lab's own seed."""
+    return torch.Generator().manual_seed(seed)

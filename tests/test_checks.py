@@ -1,0 +1,173 @@
+"""Each checker passes the reference, stays quiet on a stub, and names realistic mistakes."""
+
+import numpy as np
+import pytest
+import torch
+
+from attention_kit.attention import nadaraya_watson
+from attention_kit.checks import (
+    ExerciseFailed,
+    check_attention_pool,
+    check_nadaraya_watson,
+    check_softmax,
+)
+
+
+def stub(*args):
+    raise NotImplementedError("Exercise NN.k")
+
+
+def naive_softmax(scores):
+    return torch.exp(scores) / torch.exp(scores).sum(dim=-1, keepdim=True)
+
+
+def softmax_minus_global_max(scores):
+    shifted = torch.exp(scores - scores.max())
+    return shifted / shifted.sum(dim=-1, keepdim=True)
+
+
+def softmax_without_keepdim(scores):
+    shifted = torch.exp(scores - scores.max(dim=-1).values)
+    return shifted / shifted.sum(dim=-1, keepdim=True)
+
+
+def in_place_softmax(scores):
+    scores.sub_(scores.max(dim=-1, keepdim=True).values).exp_()
+    return scores.div_(scores.sum(dim=-1, keepdim=True))
+
+
+def nw_scores(score):
+    """A Nadaraya-Watson answer with the given score(differences, bandwidth)."""
+
+    def answer(queries, keys, values, bandwidth):
+        weights = torch.softmax(score(queries[:, None] - keys[None, :], bandwidth), dim=-1)
+        return weights @ values, weights
+
+    return answer
+
+
+def nw_naive(queries, keys, values, bandwidth):
+    kernel = torch.exp(-((queries[:, None] - keys[None, :]) ** 2) / (2 * bandwidth**2))
+    weights = kernel / kernel.sum(dim=-1, keepdim=True)
+    return weights @ values, weights
+
+
+def nw_over_queries(queries, keys, values, bandwidth):
+    scores = -((queries[:, None] - keys[None, :]) ** 2) / (2 * bandwidth**2)
+    weights = torch.softmax(scores, dim=0)
+    return weights @ values, weights
+
+
+def nw_transposed(queries, keys, values, bandwidth):
+    predictions, weights = nadaraya_watson(queries, keys, values, bandwidth)
+    return predictions, weights.T
+
+
+REFERENCES = [
+    (check_softmax, lambda s: torch.softmax(s, dim=-1), "softmax: 5/5"),
+    (check_softmax, in_place_softmax, "softmax: 5/5"),
+    (check_attention_pool, lambda w, v: w @ v, "attention_pool: 3/3"),
+    (check_attention_pool, lambda w, v: torch.einsum("...nm,...md->...nd", w, v), "3/3"),
+    (check_nadaraya_watson, nadaraya_watson, "nadaraya_watson: 4/4"),
+]
+
+MISTAKES = [
+    # (checker, wrong answer, words the hint must contain)
+    (check_softmax, naive_softmax, "Subtract each row's maximum"),
+    (check_softmax, softmax_minus_global_max, "Subtract each row's maximum"),
+    (check_softmax, lambda s: torch.softmax(s, dim=0), "over the keys, the last dimension"),
+    (check_softmax, torch.exp, "divide exp(scores) by its row sum"),
+    (check_softmax, softmax_without_keepdim, "keepdim=True"),
+    (check_softmax, lambda s: s / s.sum(dim=-1, keepdim=True), "negative"),
+    (check_softmax, lambda s: torch.softmax(s, dim=1), "you normalised over dim=1"),
+    (check_softmax, lambda s: torch.softmax(s, -1).numpy(), "numpy array"),
+    (check_softmax, lambda s: torch.softmax(s, -1).tolist(), "should be a torch.Tensor"),
+    (check_attention_pool, lambda w, v: w * v, "matrix product"),
+    (check_attention_pool, lambda w, v: w.T @ v, "matrix product"),
+    (check_attention_pool, lambda w, v: (w @ v) / w.shape[-1], "divided by the number of keys"),
+    (check_attention_pool, lambda w, v: v.mean(dim=0).expand(w.shape[0], -1), "not used"),
+    (check_attention_pool, torch.mm, "torch.mm"),
+    (check_attention_pool, lambda w, v: v.T @ w.T, "shape (3, 5), expected (5, 3)"),
+    (check_nadaraya_watson, nw_scores(lambda d, h: d**2 / (2 * h**2)), "NEGATIVE"),
+    (check_nadaraya_watson, nw_scores(lambda d, h: -d / (2 * h**2)), "square the difference"),
+    (check_nadaraya_watson, nw_scores(lambda d, h: -d.abs() / (2 * h**2)), "Laplace"),
+    (check_nadaraya_watson, nw_scores(lambda d, h: -(d**2) / h**2), "2x too narrow"),
+    (check_nadaraya_watson, nw_scores(lambda d, h: -(d**2) / (2 * h)), "must be squared"),
+    (check_nadaraya_watson, nw_scores(lambda d, h: -(d**2) / 2), "do not depend on the bandwidth"),
+    (check_nadaraya_watson, nw_over_queries, "must sum to 1"),
+    (check_nadaraya_watson, nw_transposed, "Rows are queries"),
+    (check_nadaraya_watson, nw_naive, "underflows to 0"),
+    (check_nadaraya_watson, lambda q, k, v, h: nadaraya_watson(q, k, v, h)[0], "return a pair"),
+    (
+        check_nadaraya_watson,
+        lambda q, k, v, h: (
+            nadaraya_watson(q, k, v, h)[0] / k.shape[0],
+            nadaraya_watson(q, k, v, h)[1],
+        ),
+        "divided by the number of keys",
+    ),
+]
+
+
+@pytest.mark.parametrize("checker, answer, message", REFERENCES)
+def test_reference_answers_pass(checker, answer, message, capsys):
+    checker(answer)
+    output = capsys.readouterr().out
+    assert output.startswith("✅") and message in output
+
+
+@pytest.mark.parametrize("checker", [check_softmax, check_attention_pool, check_nadaraya_watson])
+def test_a_stub_is_not_attempted(checker, capsys):
+    checker(stub)
+    assert capsys.readouterr().out.startswith(f"⏳ Exercise {checker.exercise} not attempted yet")
+
+
+@pytest.mark.parametrize("checker, answer, hint", MISTAKES)
+def test_mistakes_fail_with_a_hint_that_names_them(checker, answer, hint):
+    with pytest.raises(ExerciseFailed) as failure:
+        checker(answer)
+    assert hint in failure.value.hint
+    assert failure.value.exercise == checker.exercise
+
+
+def test_an_exception_in_the_learners_code_is_reported_with_its_line():
+    def broken_softmax(scores):
+        return scores.softmax(dim=7)
+
+    with pytest.raises(ExerciseFailed) as failure:
+        check_softmax(broken_softmax)
+    hint = failure.value.hint
+    assert "raised IndexError" in hint
+    assert "scores.softmax(dim=7)" in hint
+    assert "a tensor of shape (4, 6)" in hint
+
+
+def test_nan_and_integer_outputs_are_explained():
+    with pytest.raises(ExerciseFailed, match="contains NaN"):
+        check_softmax(lambda s: torch.full_like(s, float("nan")))
+    with pytest.raises(ExerciseFailed, match="integer dtype"):
+        check_softmax(lambda s: torch.zeros(s.shape, dtype=torch.long))
+
+
+def test_passing_a_value_instead_of_a_function_is_explained():
+    with pytest.raises(ExerciseFailed, match="pass the function itself"):
+        check_softmax(torch.zeros(3))
+    with pytest.raises(ExerciseFailed, match="pass the function itself"):
+        check_attention_pool(np.zeros(3))
+
+
+def test_failure_renders_as_one_short_message_in_ipython():
+    with pytest.raises(ExerciseFailed) as failure:
+        check_softmax(torch.exp)
+    lines = failure.value._render_traceback_()
+    assert lines[0].startswith("❌ Exercise 01.1 (softmax): ")
+    assert not any("Traceback" in line or "File " in line for line in lines)
+    assert isinstance(failure.value, AssertionError)
+
+
+def test_checks_do_not_move_the_global_random_state(capsys):
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    check_nadaraya_watson(nadaraya_watson)
+    assert torch.rand(1) == before

@@ -1,0 +1,57 @@
+"""plots, data and train helpers."""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from attention_kit.data import noisy_samples, wavy_function
+from attention_kit.plots import show_heatmap
+from attention_kit.train import get_device, set_seed
+
+
+def test_show_heatmap_labels_axes_ticks_and_colour_bar():
+    weights = torch.softmax(torch.randn(3, 4), dim=-1)
+    ax = show_heatmap(weights, xticklabels=list("abcd"), yticklabels=["x", "y", "z"], title="t")
+    assert ax.get_xlabel() == "keys" and ax.get_ylabel() == "queries" and ax.get_title() == "t"
+    assert [t.get_text() for t in ax.get_xticklabels()] == list("abcd")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["x", "y", "z"]
+    colour_bars = [a for a in ax.figure.axes if a is not ax]
+    assert len(colour_bars) == 1 and colour_bars[0].get_ylabel() == "attention weight"
+    assert np.allclose(ax.images[0].get_array(), weights.numpy())
+    plt.close(ax.figure)
+
+
+def test_show_heatmap_draws_into_given_axes_and_rejects_bad_input():
+    fig, axes = plt.subplots(1, 2)
+    assert show_heatmap(np.eye(2), ax=axes[1]) is axes[1]
+    with pytest.raises(ValueError, match="2-D"):
+        show_heatmap(np.zeros(3))
+    with pytest.raises(ValueError, match="tick labels"):
+        show_heatmap(np.eye(2), xticklabels=["only one"])
+    plt.close("all")
+
+
+def test_noisy_samples_are_sorted_seeded_and_noisy():
+    x, y = noisy_samples(50, noise=0.3, seed=4)
+    assert x.shape == y.shape == (50,)
+    assert (x[1:] >= x[:-1]).all() and x.min() >= 0 and x.max() <= 5
+    again_x, again_y = noisy_samples(50, noise=0.3, seed=4)
+    assert torch.equal(x, again_x) and torch.equal(y, again_y)
+    assert not torch.equal(y, noisy_samples(50, noise=0.3, seed=5)[1])
+    residual_std = (y - wavy_function(x)).std().item()
+    assert 0.2 < residual_std < 0.4
+    assert torch.allclose(noisy_samples(10, noise=0.0)[1], wavy_function(noisy_samples(10)[0]))
+
+
+def test_set_seed_makes_torch_and_numpy_repeat():
+    set_seed(7)
+    first = torch.rand(3), np.random.rand(3)
+    set_seed(7)
+    second = torch.rand(3), np.random.rand(3)
+    assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+
+
+def test_get_device_uses_the_cpu_without_a_gpu():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert get_device().type == expected
