@@ -12,7 +12,11 @@ def wavy_function(x: Tensor) -> Tensor:
 
 
 def noisy_samples(
-    num_samples: int, noise: float = 0.3, low: float = 0.0, high: float = 5.0, seed: int = 0
+    num_samples: int,
+    noise: float = 0.3,
+    low: float = 0.0,
+    high: float = 5.0,
+    seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """Noisy observations of :func:`wavy_function` at random points.
 
@@ -23,5 +27,7 @@ def noisy_samples(
     generator = torch.Generator().manual_seed(seed)
     inputs = torch.rand(num_samples, generator=generator) * (high - low) + low
     inputs = torch.sort(inputs).values
-    targets = wavy_function(inputs) + noise * torch.randn(num_samples, generator=generator)
+    targets = wavy_function(inputs) + noise * torch.randn(
+        num_samples, generator=generator
+    )
     return inputs, targets

@@ -46,7 +46,9 @@ def show_heatmap(
     """
     matrix = _as_array(matrix)
     if ax is None:
-        _, ax = plt.subplots(figsize=(0.5 + 0.35 * matrix.shape[1], 0.5 + 0.35 * matrix.shape[0]))
+        _, ax = plt.subplots(
+            figsize=(0.5 + 0.35 * matrix.shape[1], 0.5 + 0.35 * matrix.shape[0])
+        )
     image = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -58,7 +60,9 @@ def show_heatmap(
     ):
         if labels is not None:
             if len(labels) != size:
-                raise ValueError(f"{len(labels)} tick labels for {size} rows or columns")
+                raise ValueError(
+                    f"{len(labels)} tick labels for {size} rows or columns"
+                )
             set_ticks(range(size))
             set_labels(labels)
     colorbar = ax.figure.colorbar(image, ax=ax, shrink=0.85)

@@ -39,7 +39,9 @@ class ReleaseError(ValueError):
     """A solution notebook whose markers cannot be turned into a student notebook."""
 
 
-def _regions(lines: list[str], begin: str, end: str, where: str) -> list[tuple[int, int]]:
+def _regions(
+    lines: list[str], begin: str, end: str, where: str
+) -> list[tuple[int, int]]:
     """The (begin, end) line indices of each marked region; markers must pair up."""
     regions, start = [], None
     for number, line in enumerate(lines):
@@ -58,7 +60,9 @@ def _regions(lines: list[str], begin: str, end: str, where: str) -> list[tuple[i
     return regions
 
 
-def _replace_regions(source: str, begin: str, end: str, replacement: callable, where: str) -> str:
+def _replace_regions(
+    source: str, begin: str, end: str, replacement: callable, where: str
+) -> str:
     """``source`` with each marked region (markers included) replaced."""
     lines = source.split("\n")
     regions = _regions(lines, begin, end, where)
@@ -78,7 +82,9 @@ def strip_code(source: str, exercise: str | None, where: str) -> str:
                 "so that the student notebook still runs from top to bottom"
             )
         if exercise is None:
-            raise ReleaseError(f"{where}: no '### Exercise NN.k: title' heading above it")
+            raise ReleaseError(
+                f"{where}: no '### Exercise NN.k: title' heading above it"
+            )
         return f'{indent}raise NotImplementedError("Exercise {exercise}")'
 
     return _replace_regions(source, CODE_BEGIN, CODE_END, stub, where)
@@ -100,7 +106,9 @@ def clear_outputs(notebook: nbformat.NotebookNode) -> None:
         cell.metadata.pop("execution", None)
 
 
-def student_version(solution: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+def student_version(
+    solution: nbformat.NotebookNode, name: str
+) -> nbformat.NotebookNode:
     """The student notebook made from one solution notebook."""
     notebook = nbformat.from_dict(solution)  # a deep copy
     clear_outputs(notebook)
@@ -125,7 +133,9 @@ def render(notebook: nbformat.NotebookNode) -> str:
 def release(source_dir: Path, dest_dir: Path) -> dict[Path, str]:
     """The text of every student notebook, keyed by its path in ``dest_dir``."""
     return {
-        dest_dir / path.name: render(student_version(nbformat.read(path, as_version=4), path.name))
+        dest_dir / path.name: render(
+            student_version(nbformat.read(path, as_version=4), path.name)
+        )
         for path in sorted(source_dir.glob("*.ipynb"))
     }
 
@@ -134,7 +144,9 @@ def out_of_date(source_dir: Path, dest_dir: Path) -> list[str]:
     """Why ``dest_dir`` is not what ``release`` makes of ``source_dir`` (empty if it is)."""
     wanted = release(source_dir, dest_dir)
     problems = [
-        f"{path} is missing" if not path.exists() else f"{path} differs from its solution"
+        f"{path} is missing"
+        if not path.exists()
+        else f"{path} differs from its solution"
         for path, text in wanted.items()
         if not path.exists() or path.read_text(encoding="utf-8") != text
     ]
@@ -165,10 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=ROOT / "solutions")
     parser.add_argument("--dest", type=Path, default=ROOT / "notebooks")
     parser.add_argument(
-        "--check", action="store_true", help="write nothing; exit 1 if --dest is out of date"
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if --dest is out of date",
     )
     parser.add_argument(
-        "--strip", action="store_true", help="clear outputs in lectures/ and solutions/ first"
+        "--strip",
+        action="store_true",
+        help="clear outputs in lectures/ and solutions/ first",
     )
     args = parser.parse_args(argv)
     try:
@@ -177,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             for problem in problems:
                 print(problem)
             if problems:
-                print("Run `make student` (python -m attention_kit.release) to regenerate.")
+                print(
+                    "Run `make student` (python -m attention_kit.release) to regenerate."
+                )
             return 1 if problems else 0
         if args.strip:
             for path in strip_outputs([ROOT / "lectures", args.source]):

@@ -40,7 +40,9 @@ def nw_scores(score):
     """A Nadaraya-Watson answer with the given score(differences, bandwidth)."""
 
     def answer(queries, keys, values, bandwidth):
-        weights = torch.softmax(score(queries[:, None] - keys[None, :], bandwidth), dim=-1)
+        weights = torch.softmax(
+            score(queries[:, None] - keys[None, :], bandwidth), dim=-1
+        )
         return weights @ values, weights
 
     return answer
@@ -67,7 +69,11 @@ REFERENCES = [
     (check_softmax, lambda s: torch.softmax(s, dim=-1), "softmax: 5/5"),
     (check_softmax, in_place_softmax, "softmax: 5/5"),
     (check_attention_pool, lambda w, v: w @ v, "attention_pool: 3/3"),
-    (check_attention_pool, lambda w, v: torch.einsum("...nm,...md->...nd", w, v), "3/3"),
+    (
+        check_attention_pool,
+        lambda w, v: torch.einsum("...nm,...md->...nd", w, v),
+        "3/3",
+    ),
     (check_nadaraya_watson, nadaraya_watson, "nadaraya_watson: 4/4"),
 ]
 
@@ -75,29 +81,61 @@ MISTAKES = [
     # (checker, wrong answer, words the hint must contain)
     (check_softmax, naive_softmax, "Subtract each row's maximum"),
     (check_softmax, softmax_minus_global_max, "Subtract each row's maximum"),
-    (check_softmax, lambda s: torch.softmax(s, dim=0), "over the keys, the last dimension"),
+    (
+        check_softmax,
+        lambda s: torch.softmax(s, dim=0),
+        "over the keys, the last dimension",
+    ),
     (check_softmax, torch.exp, "divide exp(scores) by its row sum"),
     (check_softmax, softmax_without_keepdim, "keepdim=True"),
     (check_softmax, lambda s: s / s.sum(dim=-1, keepdim=True), "negative"),
     (check_softmax, lambda s: torch.softmax(s, dim=1), "you normalised over dim=1"),
     (check_softmax, lambda s: torch.softmax(s, -1).numpy(), "numpy array"),
-    (check_softmax, lambda s: torch.softmax(s, -1).tolist(), "should be a torch.Tensor"),
+    (
+        check_softmax,
+        lambda s: torch.softmax(s, -1).tolist(),
+        "should be a torch.Tensor",
+    ),
     (check_attention_pool, lambda w, v: w * v, "matrix product"),
     (check_attention_pool, lambda w, v: w.T @ v, "matrix product"),
-    (check_attention_pool, lambda w, v: (w @ v) / w.shape[-1], "divided by the number of keys"),
-    (check_attention_pool, lambda w, v: v.mean(dim=0).expand(w.shape[0], -1), "not used"),
+    (
+        check_attention_pool,
+        lambda w, v: (w @ v) / w.shape[-1],
+        "divided by the number of keys",
+    ),
+    (
+        check_attention_pool,
+        lambda w, v: v.mean(dim=0).expand(w.shape[0], -1),
+        "not used",
+    ),
     (check_attention_pool, torch.mm, "torch.mm"),
     (check_attention_pool, lambda w, v: v.T @ w.T, "shape (3, 5), expected (5, 3)"),
     (check_nadaraya_watson, nw_scores(lambda d, h: d**2 / (2 * h**2)), "NEGATIVE"),
-    (check_nadaraya_watson, nw_scores(lambda d, h: -d / (2 * h**2)), "square the difference"),
+    (
+        check_nadaraya_watson,
+        nw_scores(lambda d, h: -d / (2 * h**2)),
+        "square the difference",
+    ),
     (check_nadaraya_watson, nw_scores(lambda d, h: -d.abs() / (2 * h**2)), "Laplace"),
     (check_nadaraya_watson, nw_scores(lambda d, h: -(d**2) / h**2), "2x too narrow"),
-    (check_nadaraya_watson, nw_scores(lambda d, h: -(d**2) / (2 * h)), "must be squared"),
-    (check_nadaraya_watson, nw_scores(lambda d, h: -(d**2) / 2), "do not depend on the bandwidth"),
+    (
+        check_nadaraya_watson,
+        nw_scores(lambda d, h: -(d**2) / (2 * h)),
+        "must be squared",
+    ),
+    (
+        check_nadaraya_watson,
+        nw_scores(lambda d, h: -(d**2) / 2),
+        "do not depend on the bandwidth",
+    ),
     (check_nadaraya_watson, nw_over_queries, "must sum to 1"),
     (check_nadaraya_watson, nw_transposed, "Rows are queries"),
     (check_nadaraya_watson, nw_naive, "underflows to 0"),
-    (check_nadaraya_watson, lambda q, k, v, h: nadaraya_watson(q, k, v, h)[0], "return a pair"),
+    (
+        check_nadaraya_watson,
+        lambda q, k, v, h: nadaraya_watson(q, k, v, h)[0],
+        "return a pair",
+    ),
     (
         check_nadaraya_watson,
         lambda q, k, v, h: (
@@ -116,10 +154,14 @@ def test_reference_answers_pass(checker, answer, message, capsys):
     assert output.startswith("✅") and message in output
 
 
-@pytest.mark.parametrize("checker", [check_softmax, check_attention_pool, check_nadaraya_watson])
+@pytest.mark.parametrize(
+    "checker", [check_softmax, check_attention_pool, check_nadaraya_watson]
+)
 def test_a_stub_is_not_attempted(checker, capsys):
     checker(stub)
-    assert capsys.readouterr().out.startswith(f"⏳ Exercise {checker.exercise} not attempted yet")
+    assert capsys.readouterr().out.startswith(
+        f"⏳ Exercise {checker.exercise} not attempted yet"
+    )
 
 
 @pytest.mark.parametrize("checker, answer, hint", MISTAKES)

@@ -12,8 +12,14 @@ from attention_kit.train import get_device, set_seed
 
 def test_show_heatmap_labels_axes_ticks_and_colour_bar():
     weights = torch.softmax(torch.randn(3, 4), dim=-1)
-    ax = show_heatmap(weights, xticklabels=list("abcd"), yticklabels=["x", "y", "z"], title="t")
-    assert ax.get_xlabel() == "keys" and ax.get_ylabel() == "queries" and ax.get_title() == "t"
+    ax = show_heatmap(
+        weights, xticklabels=list("abcd"), yticklabels=["x", "y", "z"], title="t"
+    )
+    assert (
+        ax.get_xlabel() == "keys"
+        and ax.get_ylabel() == "queries"
+        and ax.get_title() == "t"
+    )
     assert [t.get_text() for t in ax.get_xticklabels()] == list("abcd")
     assert [t.get_text() for t in ax.get_yticklabels()] == ["x", "y", "z"]
     colour_bars = [a for a in ax.figure.axes if a is not ax]
@@ -41,7 +47,9 @@ def test_noisy_samples_are_sorted_seeded_and_noisy():
     assert not torch.equal(y, noisy_samples(50, noise=0.3, seed=5)[1])
     residual_std = (y - wavy_function(x)).std().item()
     assert 0.2 < residual_std < 0.4
-    assert torch.allclose(noisy_samples(10, noise=0.0)[1], wavy_function(noisy_samples(10)[0]))
+    assert torch.allclose(
+        noisy_samples(10, noise=0.0)[1], wavy_function(noisy_samples(10)[0])
+    )
 
 
 def test_set_seed_makes_torch_and_numpy_repeat():

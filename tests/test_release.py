@@ -32,12 +32,16 @@ check_first(first)'''
 def make_solution() -> nbformat.NotebookNode:
     cells = [
         new_markdown_cell("# Lab 99\n\n### Exercise 99.1: two answers"),
-        new_code_cell(TWO_REGIONS, execution_count=3, outputs=[new_output("stream", text="hi")]),
+        new_code_cell(
+            TWO_REGIONS, execution_count=3, outputs=[new_output("stream", text="hi")]
+        ),
         new_markdown_cell("### Exercise 99.2: explain\n\nWhy?"),
         new_markdown_cell(
             "Before\n<!-- BEGIN SOLUTION -->\n**Answer.** Because.\n<!-- END SOLUTION -->\nAfter"
         ),
-        new_code_cell("def third():\n    ### BEGIN SOLUTION\n    pass\n    ### END SOLUTION"),
+        new_code_cell(
+            "def third():\n    ### BEGIN SOLUTION\n    pass\n    ### END SOLUTION"
+        ),
     ]
     cells[1].metadata["execution"] = {"iopub.status.idle": "2026-01-01"}
     cells[1].metadata["tags"] = ["keep-me"]
@@ -53,11 +57,21 @@ def make_solution() -> nbformat.NotebookNode:
 def test_code_regions_become_stubs_with_the_exercise_number():
     student = student_version(make_solution(), "lab.ipynb")
     source = student.cells[1].source
-    assert "BEGIN SOLUTION" not in source and "return x + 1" not in source and "42" not in source
-    assert '    """Docstring stays."""\n    raise NotImplementedError("Exercise 99.1")\n' in source
+    assert (
+        "BEGIN SOLUTION" not in source
+        and "return x + 1" not in source
+        and "42" not in source
+    )
+    assert (
+        '    """Docstring stays."""\n    raise NotImplementedError("Exercise 99.1")\n'
+        in source
+    )
     assert '        raise NotImplementedError("Exercise 99.1")\n' in source
     assert source.endswith("check_first(first)")
-    assert student.cells[4].source == 'def third():\n    raise NotImplementedError("Exercise 99.2")'
+    assert (
+        student.cells[4].source
+        == 'def third():\n    raise NotImplementedError("Exercise 99.2")'
+    )
 
 
 def test_the_stubbed_code_still_defines_its_functions():
@@ -89,7 +103,9 @@ def test_the_solution_is_left_untouched():
 
 def test_output_is_deterministic():
     solution = make_solution()
-    assert render(student_version(solution, "a")) == render(student_version(solution, "a"))
+    assert render(student_version(solution, "a")) == render(
+        student_version(solution, "a")
+    )
 
 
 @pytest.mark.parametrize(
@@ -105,7 +121,11 @@ def test_output_is_deterministic():
             "inside a function",
         ),
         (
-            [new_code_cell("def f():\n    ### BEGIN SOLUTION\n    pass\n    ### END SOLUTION")],
+            [
+                new_code_cell(
+                    "def f():\n    ### BEGIN SOLUTION\n    pass\n    ### END SOLUTION"
+                )
+            ],
             "no '### Exercise",
         ),
         ([new_markdown_cell("<!-- BEGIN SOLUTION -->\ntext")], "never closed"),
@@ -126,7 +146,9 @@ def test_command_line_writes_and_checks(tmp_path, capsys):
     assert main(["--source", str(source), "--dest", str(dest), "--check"]) == 0
     assert out_of_date(source, dest) == []
 
-    (dest / "99_lab.ipynb").write_text((dest / "99_lab.ipynb").read_text().replace("Why?", "How?"))
+    (dest / "99_lab.ipynb").write_text(
+        (dest / "99_lab.ipynb").read_text().replace("Why?", "How?")
+    )
     (dest / "98_orphan.ipynb").write_text("{}")
     problems = out_of_date(source, dest)
     assert any("99_lab.ipynb differs" in p for p in problems)

@@ -65,7 +65,9 @@ def _where_in_learner_code(error: BaseException) -> str:
     own = [
         f
         for f in frames
-        if not f.filename.startswith(_KIT_FOLDER) and "site-packages" not in f.filename and f.line
+        if not f.filename.startswith(_KIT_FOLDER)
+        and "site-packages" not in f.filename
+        and f.line
     ]
     return f" at `{own[-1].line.strip()}`" if own else ""
 
@@ -127,7 +129,9 @@ class Checker:
         if not isinstance(value, Tensor):
             self.fail(f"{what} should be a torch.Tensor, but it is {describe(value)}.")
         if not (value.is_floating_point() or value.is_complex()):
-            self.fail(f"{what} has integer dtype {value.dtype}; it should hold real numbers.")
+            self.fail(
+                f"{what} has integer dtype {value.dtype}; it should hold real numbers."
+            )
         if shape is not None and tuple(value.shape) != tuple(shape):
             message = f"{what} has shape {tuple(value.shape)}, expected {tuple(shape)}."
             self.fail(f"{message} {shape_hint}" if shape_hint else message)
@@ -141,7 +145,9 @@ class Checker:
     def pair(self, value: Any, what: str) -> tuple[Any, Any]:
         """Check that ``value`` is a pair, as in ``return output, weights``."""
         if not isinstance(value, (tuple, list)) or len(value) != 2:
-            self.fail(f"return a pair {what}; your function returned {describe(value)}.")
+            self.fail(
+                f"return a pair {what}; your function returned {describe(value)}."
+            )
         return value[0], value[1]
 
     def expect(self, condition: bool | Tensor, hint: str) -> None:
@@ -166,15 +172,21 @@ class Checker:
         general ``hint`` is given with the first entry that differs.
         """
         expected = expected.detach().to(torch.float64)
-        if actual.shape == expected.shape and torch.allclose(actual, expected, rtol, atol):
+        if actual.shape == expected.shape and torch.allclose(
+            actual, expected, rtol, atol
+        ):
             self.passed += 1
             return
         for wrong, mistake_hint in mistakes:
             wrong = wrong.detach().to(torch.float64)
-            if wrong.shape == actual.shape and torch.allclose(actual, wrong, rtol, atol):
+            if wrong.shape == actual.shape and torch.allclose(
+                actual, wrong, rtol, atol
+            ):
                 self.fail(mistake_hint)
         if actual.shape != expected.shape:
-            self.fail(f"{hint} (shape {tuple(actual.shape)}, expected {tuple(expected.shape)})")
+            self.fail(
+                f"{hint} (shape {tuple(actual.shape)}, expected {tuple(expected.shape)})"
+            )
         self.fail(f"{hint}\n{first_difference(actual, expected)}")
 
 
@@ -204,8 +216,7 @@ def exercise(number: str, name: str) -> Callable:
                 body(checker, answer)
             except NotAttempted:
                 print(
-                    f"⏳ Exercise {number} not attempted yet: "
-                    f"write {name} above, then run this cell again."
+                    f"⏳ Exercise {number} not attempted yet: fill in {name} and run again"
                 )
                 return
             print(f"✅ {name}: {checker.passed}/{checker.passed} checks passed")

@@ -17,7 +17,9 @@ def check_softmax(c: Checker, softmax) -> None:
         "result still lines up with the scores' rows."
     )
     weights = c.tensor(
-        c.call(softmax, scores, error_hint=keepdim_hint), "softmax(scores)", shape=scores.shape
+        c.call(softmax, scores, error_hint=keepdim_hint),
+        "softmax(scores)",
+        shape=scores.shape,
     )
     c.expect(
         (weights >= 0).all(),
@@ -124,7 +126,9 @@ def check_attention_pool(c: Checker, attention_pool) -> None:
     square_weights = torch.softmax(torch.randn(4, 4, generator=g), dim=-1)
     square_values = torch.randn(4, 2, generator=g)
     output = c.tensor(
-        c.call(attention_pool, square_weights, square_values, error_hint=shape_error_hint),
+        c.call(
+            attention_pool, square_weights, square_values, error_hint=shape_error_hint
+        ),
         "attention_pool with 4 queries and 4 keys",
         shape=(4, 2),
     )
@@ -166,7 +170,9 @@ def check_nadaraya_watson(c: Checker, nadaraya_watson_answer) -> None:
     values = torch.sin(keys) + 0.1 * torch.randn(7, generator=g)
     queries = torch.linspace(0.2, 4.8, 5)
     bandwidth = 0.7
-    expected_predictions, expected_weights = nadaraya_watson(queries, keys, values, bandwidth)
+    expected_predictions, expected_weights = nadaraya_watson(
+        queries, keys, values, bandwidth
+    )
 
     predictions, weights = c.pair(
         c.call(nadaraya_watson_answer, queries, keys, values, bandwidth),
@@ -246,7 +252,9 @@ def check_nadaraya_watson(c: Checker, nadaraya_watson_answer) -> None:
         "underflows to 0 and the normalisation is 0/0. torch.softmax subtracts each row's "
         "maximum first, which avoids this."
     )
-    weights = c.tensor(weights, "weights for a tiny bandwidth", shape=(3, 7), nan_hint=nan_hint)
+    weights = c.tensor(
+        weights, "weights for a tiny bandwidth", shape=(3, 7), nan_hint=nan_hint
+    )
     predictions = c.tensor(
         predictions, "predictions for a tiny bandwidth", shape=(3,), nan_hint=nan_hint
     )

@@ -1,0 +1,34 @@
+"""Shared by the whole test run: paths for tests/, and the notebook timing table.
+
+The course's budget is 60 s per lab and 20 s per lecture on a 2-core CPU; the table
+printed at the end of `make test` is where to read it off.
+"""
+
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+ROOT = Path(__file__).resolve().parent
+NOTEBOOK_FOLDERS = ("lectures", "solutions", "notebooks")
+
+
+def all_notebooks() -> list[Path]:
+    return sorted(
+        p for folder in NOTEBOOK_FOLDERS for p in (ROOT / folder).glob("*.ipynb")
+    )
+
+
+def pytest_terminal_summary(terminalreporter):
+    seconds = defaultdict(float)
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            path = getattr(report, "nodeid", "").split("::")[0]
+            if path.endswith(".ipynb"):
+                seconds[path] += getattr(report, "duration", 0.0)
+    if seconds:
+        terminalreporter.section("notebook run times (s, all cells)")
+        for path, total in sorted(seconds.items()):
+            terminalreporter.write_line(f"{total:6.1f}  {path}")
