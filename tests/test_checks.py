@@ -60,6 +60,12 @@ def nw_over_queries(queries, keys, values, bandwidth):
     return weights @ values, weights
 
 
+def nw_keys_by_queries(queries, keys, values, bandwidth):
+    scores = -((queries[None, :] - keys[:, None]) ** 2) / (2 * bandwidth**2)
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ values, weights
+
+
 def nw_transposed(queries, keys, values, bandwidth):
     predictions, weights = nadaraya_watson(queries, keys, values, bandwidth)
     return predictions, weights.T
@@ -130,6 +136,7 @@ MISTAKES = [
     ),
     (check_nadaraya_watson, nw_over_queries, "must sum to 1"),
     (check_nadaraya_watson, nw_transposed, "Rows are queries"),
+    (check_nadaraya_watson, nw_keys_by_queries, "queries[:, None] - keys[None, :]"),
     (check_nadaraya_watson, nw_naive, "underflows to 0"),
     (
         check_nadaraya_watson,

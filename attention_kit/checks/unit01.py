@@ -174,8 +174,19 @@ def check_nadaraya_watson(c: Checker, nadaraya_watson_answer) -> None:
         queries, keys, values, bandwidth
     )
 
+    layout_hint = (
+        "rows are queries and columns are keys: build the differences as "
+        "queries[:, None] - keys[None, :], shape (n, m), so that weights @ values works."
+    )
     predictions, weights = c.pair(
-        c.call(nadaraya_watson_answer, queries, keys, values, bandwidth),
+        c.call(
+            nadaraya_watson_answer,
+            queries,
+            keys,
+            values,
+            bandwidth,
+            error_hint=layout_hint,
+        ),
         "(predictions, weights)",
     )
     weights = c.tensor(
