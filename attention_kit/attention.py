@@ -7,8 +7,10 @@ notation: n queries, m keys, rows are items, the last dimension is features.
 
 from __future__ import annotations
 
+import math
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def nadaraya_watson(
@@ -37,3 +39,78 @@ def nadaraya_watson(
     # the -1e6 range) gives a one-hot row instead of 0/0.
     weights = torch.softmax(scores, dim=-1)
     return weights @ values, weights
+
+
+def masked_softmax(scores: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Softmax over the last dimension (the keys), ignoring keys the mask forbids.
+
+    Args:
+        scores: ``(..., n, m)`` attention scores.
+        mask: boolean, broadcastable to ``scores``; True means "may attend". For example
+            ``(m,)`` for one key mask shared by all queries, ``(batch, 1, m)`` for padding,
+            ``(batch, n, m)`` for a mask per query.
+
+    Returns:
+        weights of the shape of ``scores``: exactly 0 where the mask is False, rows
+        summing to 1, and all zeros (never NaN) in a row where no key is allowed.
+    """
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be boolean (True = may attend), got {mask.dtype}")
+    any_allowed = mask.any(dim=-1, keepdim=True)
+    scores = scores.masked_fill(~mask, float("-inf"))
+    # A row with no allowed key would be softmax(-inf, ..., -inf) = NaN, in the forward
+    # pass and in the gradient. Give it finite scores here; its weights are zeroed below.
+    scores = scores.masked_fill(~any_allowed, 0.0)
+    return torch.softmax(scores, dim=-1).masked_fill(~mask, 0.0)
+
+
+def scaled_dot_product_attention(
+    queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """softmax(Q K^T / sqrt(d_k)) V, with an optional boolean mask (True = may attend).
+
+    Args:
+        queries: ``(..., n, d_k)``; any leading batch or head dimensions.
+        keys: ``(..., m, d_k)``.
+        values: ``(..., m, d_v)``; d_v may differ from d_k.
+        mask: boolean, broadcastable to ``(..., n, m)``.
+
+    Returns:
+        output ``(..., n, d_v)`` and weights ``(..., n, m)``.
+    """
+    d_k = queries.shape[-1]
+    scores = queries @ keys.transpose(-2, -1) / math.sqrt(d_k)
+    weights = masked_softmax(scores, mask)
+    return weights @ values, weights
+
+
+class AdditiveAttention(nn.Module):
+    """Additive (Bahdanau) attention: score(q, k) = w_v^T tanh(W_q q + W_k k).
+
+    Queries and keys may have different sizes; both are projected to ``hidden_dim``.
+    Bahdanau, Cho & Bengio (2015), arXiv:1409.0473.
+    """
+
+    def __init__(self, query_dim: int, key_dim: int, hidden_dim: int):
+        super().__init__()
+        self.W_q = nn.Linear(query_dim, hidden_dim, bias=False)
+        self.W_k = nn.Linear(key_dim, hidden_dim, bias=False)
+        self.w_v = nn.Linear(hidden_dim, 1, bias=False)
+
+    def scores(self, queries: Tensor, keys: Tensor) -> Tensor:
+        """queries ``(..., n, query_dim)``, keys ``(..., m, key_dim)`` -> ``(..., n, m)``."""
+        # (..., n, 1, hidden) + (..., 1, m, hidden) -> (..., n, m, hidden)
+        features = torch.tanh(
+            self.W_q(queries).unsqueeze(-2) + self.W_k(keys).unsqueeze(-3)
+        )
+        return self.w_v(features).squeeze(-1)
+
+    def forward(
+        self, queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """queries ``(..., n, query_dim)``, keys ``(..., m, key_dim)``, values
+        ``(..., m, d_v)`` -> output ``(..., n, d_v)``, weights ``(..., n, m)``."""
+        weights = masked_softmax(self.scores(queries, keys), mask)
+        return weights @ values, weights

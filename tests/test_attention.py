@@ -4,7 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attention_kit.attention import nadaraya_watson
+from attention_kit.attention import (
+    AdditiveAttention,
+    masked_softmax,
+    nadaraya_watson,
+    scaled_dot_product_attention,
+)
 
 
 @pytest.fixture
@@ -72,3 +77,112 @@ def test_nadaraya_watson_tiny_bandwidth_far_from_the_data_is_finite():
 def test_nadaraya_watson_rejects_a_non_positive_bandwidth(regression_data):
     with pytest.raises(ValueError, match="bandwidth"):
         nadaraya_watson(*regression_data, 0.0)
+
+
+def random(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_masked_softmax_without_mask_is_softmax():
+    scores = random(2, 3, 5)
+    assert torch.allclose(masked_softmax(scores), torch.softmax(scores, dim=-1))
+
+
+@pytest.mark.parametrize("mask_shape", [(5,), (2, 1, 5), (2, 3, 5), (3, 5)])
+def test_masked_softmax_zeroes_masked_keys_and_renormalises(mask_shape):
+    scores = random(2, 3, 5)
+    mask = random(*mask_shape, seed=1) > -0.3
+    mask[..., 0] = True  # every row keeps at least one key
+    weights = masked_softmax(scores, mask)
+    full_mask = mask.expand(2, 3, 5)
+    assert (weights[~full_mask] == 0).all()
+    assert torch.allclose(weights.sum(dim=-1), torch.ones(2, 3))
+    kept = torch.exp(scores) * full_mask
+    assert torch.allclose(weights, kept / kept.sum(dim=-1, keepdim=True))
+
+
+def test_masked_softmax_row_without_keys_is_zero_in_value_and_gradient():
+    scores = random(2, 4).requires_grad_()
+    mask = torch.tensor([[True, False, True, True], [False, False, False, False]])
+    weights = masked_softmax(scores, mask)
+    assert torch.equal(weights[1], torch.zeros(4))
+    (weights * torch.arange(4.0)).sum().backward()
+    assert torch.isfinite(scores.grad).all()
+
+
+def test_masked_softmax_is_stable_for_huge_scores():
+    scores = torch.tensor([[1e4, 1e4 - 1.0, -1e4], [-5e3, -5e3 - 2.0, 3e4]])
+    mask = torch.tensor([True, True, False])
+    weights = masked_softmax(scores, mask)
+    expected = torch.softmax(torch.tensor([[1.0, 0.0], [2.0, 0.0]]), dim=-1)
+    assert torch.allclose(weights[:, :2], expected)
+    assert (weights[:, 2] == 0).all()
+
+
+def test_masked_softmax_rejects_a_non_boolean_mask():
+    with pytest.raises(TypeError, match="boolean"):
+        masked_softmax(random(2, 3), torch.ones(3))
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_scaled_dot_product_attention_matches_pytorch(with_mask):
+    q, k, v = (
+        random(2, 4, 6, 8, seed=1),
+        random(2, 4, 7, 8, seed=2),
+        random(2, 4, 7, 3, seed=3),
+    )
+    mask = None
+    if with_mask:
+        mask = random(2, 1, 6, 7, seed=4) > 0
+        mask[..., 0] = True  # PyTorch returns NaN for a row with no allowed key
+    out, weights = scaled_dot_product_attention(q, k, v, mask)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert out.shape == (2, 4, 6, 3) and weights.shape == (2, 4, 6, 7)
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert torch.allclose(weights.sum(dim=-1), torch.ones(2, 4, 6))
+
+
+def test_scaled_dot_product_attention_without_batch_dimensions():
+    q, k, v = random(3, 4, seed=1), random(5, 4, seed=2), random(5, 2, seed=3)
+    out, _ = scaled_dot_product_attention(q, k, v)
+    assert torch.allclose(out, F.scaled_dot_product_attention(q, k, v), atol=1e-6)
+
+
+def test_scaled_dot_product_attention_with_an_empty_row_gives_zeros():
+    q, k, v = random(1, 2, 4, seed=1), random(1, 3, 4, seed=2), random(1, 3, 2, seed=3)
+    mask = torch.tensor([[[True, True, False], [False, False, False]]])
+    out, weights = scaled_dot_product_attention(q, k, v, mask)
+    assert torch.equal(out[0, 1], torch.zeros(2)) and torch.equal(
+        weights[0, 1], torch.zeros(3)
+    )
+    assert torch.isfinite(out).all()
+
+
+def test_additive_attention_parameters_and_formula():
+    torch.manual_seed(0)
+    attention = AdditiveAttention(query_dim=5, key_dim=3, hidden_dim=7)
+    shapes = {name: tuple(p.shape) for name, p in attention.named_parameters()}
+    assert shapes == {"W_q.weight": (7, 5), "W_k.weight": (7, 3), "w_v.weight": (1, 7)}
+    queries, keys, values = (
+        random(2, 4, 5, seed=1),
+        random(2, 6, 3, seed=2),
+        random(2, 6, 2),
+    )
+    mask = torch.tensor([True, True, True, False, True, False])
+    out, weights = attention(queries, keys, values, mask)
+    assert out.shape == (2, 4, 2) and weights.shape == (2, 4, 6)
+    for b in range(2):
+        for i in range(4):
+            scores = torch.stack(
+                [
+                    attention.w_v.weight[0]
+                    @ torch.tanh(
+                        attention.W_q.weight @ queries[b, i]
+                        + attention.W_k.weight @ keys[b, j]
+                    )
+                    for j in range(6)
+                ]
+            )
+            expected = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+            assert torch.allclose(weights[b, i], expected, atol=1e-6)
+            assert torch.allclose(out[b, i], expected @ values[b], atol=1e-6)
