@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 NOTEBOOK_DIRS := lectures solutions notebooks
 
-.PHONY: help book book-public test lint lab student strip slides clean
+.PHONY: help book book-public test lab student slides bench clean
 
 help:
 	@echo "make book         build the HTML book into _build/html (lectures, labs, solutions)"
@@ -15,6 +15,7 @@ help:
 	@echo "make student      regenerate notebooks/ from solutions/ (clears outputs first)"
 	@echo "make book-public  build the book without the Solutions part into _build/public"
 	@echo "make slides       the lectures as reveal.js slide decks in _build/slides"
+	@echo "make bench        the course's measurements (accuracy, speed, memory) as a table"
 	@echo "make clean        remove build outputs and caches (keeps .venv)"
 
 $(INSTALLED): requirements.txt pyproject.toml
@@ -45,6 +46,9 @@ student: $(INSTALLED)
 slides: $(INSTALLED)
 	$(BIN)/jupyter nbconvert --to slides --execute --output-dir _build/slides lectures/*.ipynb
 	@echo "Open _build/slides/<lecture>.slides.html in a browser."
+
+bench: $(INSTALLED)
+	$(BIN)/python -m attention_kit.bench
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

@@ -4,12 +4,16 @@ The course's budget is 60 s per lab and 20 s per lecture on a 2-core CPU; the ta
 printed at the end of `make test` is where to read it off.
 """
 
+import os
 from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
+# pytest-xdist runs two workers on two cores; one thread each (inherited by the notebook
+# kernels and the book build) keeps them from fighting over the cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent
 NOTEBOOK_FOLDERS = ("lectures", "solutions", "notebooks")

@@ -16,6 +16,7 @@ NaN) turns into an ``ExerciseFailed`` with a message, never a crash inside here.
 from __future__ import annotations
 
 import functools
+import re
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,7 +44,12 @@ class ExerciseFailed(AssertionError):
 
 
 class NotAttempted(Exception):
-    """The answer still raises NotImplementedError."""
+    """The answer still raises NotImplementedError; ``depends_on`` names another
+    exercise when it is that exercise's stub that raised."""
+
+    def __init__(self, depends_on: str | None = None):
+        super().__init__(depends_on)
+        self.depends_on = depends_on
 
 
 def describe(value: Any) -> str:
@@ -100,7 +106,13 @@ class Checker:
         try:
             return answer(*(_copy(a) for a in args))
         except NotImplementedError as error:
-            raise NotAttempted from error
+            stub_of = re.search(r"Exercise (\d+\.\d+)", str(error))
+            other = (
+                stub_of.group(1)
+                if stub_of and stub_of.group(1) != self.exercise
+                else None
+            )
+            raise NotAttempted(other) from error
         except ExerciseFailed:
             raise
         except Exception as error:  # anything the learner's code can raise
@@ -144,11 +156,16 @@ class Checker:
 
     def pair(self, value: Any, what: str) -> tuple[Any, Any]:
         """Check that ``value`` is a pair, as in ``return output, weights``."""
-        if not isinstance(value, (tuple, list)) or len(value) != 2:
+        return self.unpack(value, 2, what)
+
+    def unpack(self, value: Any, count: int, what: str) -> tuple[Any, ...]:
+        """Check that ``value`` is a tuple of ``count`` items, described by ``what``."""
+        if not isinstance(value, (tuple, list)) or len(value) != count:
+            kind = "a pair" if count == 2 else f"{count} values"
             self.fail(
-                f"return a pair {what}; your function returned {describe(value)}."
+                f"return {kind} {what}; your function returned {describe(value)}."
             )
-        return value[0], value[1]
+        return tuple(value)
 
     def expect(self, condition: bool | Tensor, hint: str) -> None:
         """One check: ``condition`` must hold, otherwise fail with ``hint``."""
@@ -214,10 +231,16 @@ def exercise(number: str, name: str) -> Callable:
                 )
             try:
                 body(checker, answer)
-            except NotAttempted:
-                print(
-                    f"⏳ Exercise {number} not attempted yet: fill in {name} and run again"
-                )
+            except NotAttempted as waiting:
+                if waiting.depends_on:
+                    print(
+                        f"⏳ Exercise {number} waits for Exercise {waiting.depends_on}: "
+                        f"your {name} calls it, and it is not done yet"
+                    )
+                else:
+                    print(
+                        f"⏳ Exercise {number} not attempted yet: fill in {name} and run again"
+                    )
                 return
             print(f"✅ {name}: {checker.passed}/{checker.passed} checks passed")
 

@@ -1,0 +1,148 @@
+"""The date task, the encoder-decoder, the padding mask and the training loop."""
+
+import datetime
+import random
+
+import pytest
+import torch
+
+from attention_kit.data import (
+    DATE_FORMATS,
+    SOURCE_VOCAB,
+    TARGET_VOCAB,
+    date_datasets,
+    date_tensors,
+    format_date,
+    random_dates,
+)
+from attention_kit.masks import padding_mask
+from attention_kit.models import Seq2Seq, seq2seq_loss, translate
+from attention_kit.train import History, fit, random_batches
+
+MONDAY = datetime.date(2026, 11, 23)
+
+
+def test_formats_of_a_known_date():
+    written = [format_date(MONDAY, style) for style in range(len(DATE_FORMATS))]
+    for expected in (
+        "Monday, November 23, 2026",
+        "23 nov 2026",
+        "23.11.2026",
+        "20261123",
+    ):
+        assert expected in written
+    assert format_date(datetime.date(2001, 3, 1), 10) == "1st of March, 2001"
+    assert format_date(datetime.date(2001, 3, 12), 10) == "12th of March, 2001"
+    assert format_date(datetime.date(2001, 3, 22), 10) == "22nd of March, 2001"
+
+
+def test_every_written_date_means_one_date():
+    rng = random.Random(0)
+    meaning = {}
+    for _ in range(20_000):
+        d = datetime.date(1900, 1, 1) + datetime.timedelta(days=rng.randrange(73_000))
+        for style in range(len(DATE_FORMATS)):
+            text = format_date(d, style)
+            assert meaning.setdefault(text, d) == d, f"{text!r} is ambiguous"
+
+
+def test_weekdays_are_right():
+    with_weekday = [
+        i for i, f in enumerate(DATE_FORMATS) if "eekday" in f or "Wkd" in f
+    ]
+    assert len(with_weekday) == 4
+    rng = random.Random(3)
+    for _ in range(200):
+        d = datetime.date(1900, 1, 1) + datetime.timedelta(days=rng.randrange(73_000))
+        for style in with_weekday:
+            first_word = format_date(d, style).split()[0].strip(",").lower()
+            assert d.strftime("%A").lower().startswith(first_word)
+
+
+def test_datasets_are_seeded_sized_and_disjoint():
+    train, test = date_datasets(2000, 300, seed=5)
+    assert len(train) == 2000 and len(test) == 300
+    assert not {s for s, _ in train} & {s for s, _ in test}
+    assert (train, test) == date_datasets(2000, 300, seed=5)
+    assert all(len(iso) == 10 and iso[4] == iso[7] == "-" for _, iso in train)
+
+
+def test_vocabularies_round_trip():
+    pairs = random_dates(50, seed=1)
+    ids, lengths, targets = date_tensors(pairs)
+    assert SOURCE_VOCAB.decode(ids) == [s for s, _ in pairs]
+    assert TARGET_VOCAB.decode(targets) == [t for _, t in pairs]
+    assert (ids[torch.arange(ids.shape[1]) >= lengths[:, None]] == 0).all()
+
+
+def test_padding_mask():
+    mask = padding_mask(torch.tensor([3, 1, 0]), 4)
+    assert mask.tolist() == [
+        [True, True, True, False],
+        [True, False, False, False],
+        [False, False, False, False],
+    ]
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return Seq2Seq(
+        len(SOURCE_VOCAB), len(TARGET_VOCAB), hidden_dim=16, attention_dim=12
+    )
+
+
+def test_padding_changes_nothing(model):
+    long_ids, long_len = SOURCE_VOCAB.encode(["Monday, November 23, 2026"])
+    ids, lengths = SOURCE_VOCAB.encode(["23 nov 2026", "Monday, November 23, 2026"])
+    alone, _ = model(
+        SOURCE_VOCAB.encode(["23 nov 2026"])[0], torch.tensor([11]), steps=10
+    )
+    batch, weights = model(ids, lengths, steps=10)
+    assert torch.allclose(batch[0], alone[0], atol=1e-5)
+    assert torch.allclose(
+        batch[1], model(long_ids, long_len, steps=10)[0][0], atol=1e-5
+    )
+    assert weights.shape == (2, 10, 25)
+    assert (weights[0, :, 11:] == 0).all()
+    assert torch.allclose(weights.sum(dim=-1), torch.ones(2, 10))
+
+
+def test_without_attention_there_are_no_weights(model):
+    torch.manual_seed(0)
+    baseline = Seq2Seq(
+        len(SOURCE_VOCAB), len(TARGET_VOCAB), hidden_dim=16, attention_dim=None
+    )
+    ids, lengths = SOURCE_VOCAB.encode(["23 nov 2026"])
+    logits, weights = baseline(ids, lengths, steps=10)
+    assert logits.shape == (1, 10, len(TARGET_VOCAB)) and weights is None
+    assert not any("attention" in name for name, _ in baseline.named_parameters())
+
+
+def test_teacher_forcing_uses_the_given_previous_characters(model):
+    ids, lengths, targets = date_tensors(random_dates(4, seed=2))
+    forced, _ = model(ids, lengths, targets)
+    greedy, _ = model(ids, lengths, steps=10)
+    assert torch.allclose(forced[:, 0], greedy[:, 0])  # both start from <bos>
+    wrong = (targets + 1) % len(TARGET_VOCAB)
+    assert not torch.allclose(model(ids, lengths, wrong)[0][:, 1], forced[:, 1])
+
+
+def test_fit_learns_and_records_history(model):
+    pairs = random_dates(64, seed=4)
+    batches = random_batches(*date_tensors(pairs), batch_size=32, seed=0)
+    history = fit(model, seq2seq_loss, batches, num_steps=60, progress=False)
+    assert isinstance(history, History) and history.steps == 60 and history.seconds > 0
+    assert sum(history.losses[-5:]) / 5 < 0.6 * sum(history.losses[:5]) / 5
+    outputs, weights = translate(
+        model, [s for s, _ in pairs[:3]], SOURCE_VOCAB, TARGET_VOCAB
+    )
+    assert len(outputs) == 3 and all(len(o) <= 10 for o in outputs)
+    assert weights.shape[:2] == (3, 10)
+
+
+def test_random_batches_are_seeded():
+    data = torch.arange(100)
+    first = next(random_batches(data, batch_size=8, seed=3))[0]
+    again = next(random_batches(data, batch_size=8, seed=3))[0]
+    assert torch.equal(first, again)
