@@ -114,3 +114,89 @@ class AdditiveAttention(nn.Module):
         ``(..., m, d_v)`` -> output ``(..., n, d_v)``, weights ``(..., n, m)``."""
         weights = masked_softmax(self.scores(queries, keys), mask)
         return weights @ values, weights
+
+
+def split_heads(x: Tensor, num_heads: int) -> Tensor:
+    """``(batch, seq, embed_dim)`` -> ``(batch, heads, seq, head_dim)``.
+
+    The last dimension is cut into ``num_heads`` consecutive blocks (view), then the head
+    axis is moved in front of the sequence axis (transpose), so that each head is a
+    separate (seq, head_dim) matrix for the batched matrix products.
+    """
+    batch, seq, embed_dim = x.shape
+    if embed_dim % num_heads:
+        raise ValueError(f"embed_dim {embed_dim} is not divisible by {num_heads} heads")
+    return x.view(batch, seq, num_heads, embed_dim // num_heads).transpose(1, 2)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """``(batch, heads, seq, head_dim)`` -> ``(batch, seq, heads * head_dim)``; undoes
+    :func:`split_heads`. ``reshape`` copies here, because the transpose made ``x``
+    non-contiguous."""
+    batch, heads, seq, head_dim = x.shape
+    return x.transpose(1, 2).reshape(batch, seq, heads * head_dim)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head scaled dot-product attention (Vaswani et al. 2017, arXiv:1706.03762).
+
+    Queries, keys and values are projected by ``W_q``, ``W_k``, ``W_v`` (each
+    ``Linear(embed_dim, embed_dim)``), split into ``num_heads`` heads of size
+    ``embed_dim // num_heads``, attended head by head, merged, and projected by ``W_o``.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, bias: bool = True):
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(
+                f"embed_dim {embed_dim} is not divisible by {num_heads} heads"
+            )
+        self.num_heads = num_heads
+        self.W_q = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.W_k = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.W_v = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.W_o = nn.Linear(embed_dim, embed_dim, bias=bias)
+
+    def forward(
+        self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """query ``(batch, n, embed_dim)``, key and value ``(batch, m, embed_dim)``.
+
+        ``mask`` is boolean, True = may attend, and is shared by all heads: shape
+        ``(n, m)``, ``(m,)`` or ``(batch, n, m)``; a 4-D mask ``(batch, heads, n, m)`` is
+        used as given.
+
+        Returns:
+            output ``(batch, n, embed_dim)`` and weights ``(batch, heads, n, m)``.
+        """
+        if mask is not None and mask.dim() == 3:
+            mask = mask.unsqueeze(1)  # the same mask for every head
+        q = split_heads(self.W_q(query), self.num_heads)
+        k = split_heads(self.W_k(key), self.num_heads)
+        v = split_heads(self.W_v(value), self.num_heads)
+        heads, weights = scaled_dot_product_attention(q, k, v, mask)
+        return self.W_o(merge_heads(heads)), weights
+
+    @torch.no_grad()
+    def load_from_torch(self, reference: nn.MultiheadAttention) -> MultiHeadAttention:
+        """Copy the weights of a PyTorch ``nn.MultiheadAttention`` of the same size.
+
+        PyTorch keeps W_q, W_k and W_v stacked in one ``in_proj_weight`` of shape
+        ``(3 embed_dim, embed_dim)``, in that order, and W_o in ``out_proj``.
+        """
+        for mine, theirs in zip(
+            (self.W_q, self.W_k, self.W_v),
+            reference.in_proj_weight.chunk(3),
+            strict=True,
+        ):
+            mine.weight.copy_(theirs)
+        self.W_o.weight.copy_(reference.out_proj.weight)
+        if self.W_q.bias is not None:
+            for mine, theirs in zip(
+                (self.W_q, self.W_k, self.W_v),
+                reference.in_proj_bias.chunk(3),
+                strict=True,
+            ):
+                mine.bias.copy_(theirs)
+            self.W_o.bias.copy_(reference.out_proj.bias)
+        return self

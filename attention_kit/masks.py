@@ -13,3 +13,8 @@ def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
     ``mask[:, None, :]`` to use it on scores ``(batch, n, max_len)``.
     """
     return torch.arange(max_len, device=lengths.device) < lengths[:, None]
+
+
+def causal_mask(n: int, device: torch.device | str | None = None) -> Tensor:
+    """``(n, n)``, True on and below the diagonal: query i may attend to keys 0..i."""
+    return torch.ones(n, n, dtype=torch.bool, device=device).tril()
