@@ -116,6 +116,34 @@ class AdditiveAttention(nn.Module):
         return weights @ values, weights
 
 
+def simple_self_attention(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Self-attention with no parameters: softmax(X X^T / sqrt(d)) X.
+
+    Every token is its own query, key and value. x ``(..., n, d)`` -> output
+    ``(..., n, d)`` and weights ``(..., n, n)``.
+    """
+    return scaled_dot_product_attention(x, x, x)
+
+
+class SelfAttention(nn.Module):
+    """Single-head self-attention: Q = X W_q, K = X W_k, V = X W_v from one sequence X.
+
+    ``W_q``, ``W_k``: ``Linear(embed_dim, key_dim, bias=False)``; ``W_v``:
+    ``Linear(embed_dim, value_dim, bias=False)``.
+    """
+
+    def __init__(self, embed_dim: int, key_dim: int, value_dim: int):
+        super().__init__()
+        self.W_q = nn.Linear(embed_dim, key_dim, bias=False)
+        self.W_k = nn.Linear(embed_dim, key_dim, bias=False)
+        self.W_v = nn.Linear(embed_dim, value_dim, bias=False)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """x ``(batch, n, embed_dim)``, mask broadcastable to ``(batch, n, n)`` ->
+        output ``(batch, n, value_dim)`` and weights ``(batch, n, n)``."""
+        return scaled_dot_product_attention(self.W_q(x), self.W_k(x), self.W_v(x), mask)
+
+
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
     """``(batch, seq, embed_dim)`` -> ``(batch, heads, seq, head_dim)``.
 

@@ -11,6 +11,8 @@ from .unit02 import (
     check_scaled_dot_product_attention,
 )
 from .unit03 import check_decoder_step
+from .unit04 import check_self_attention, check_simple_self_attention
+from .unit05 import check_merge_heads, check_multi_head_attention, check_split_heads
 
 __all__ = [
     "ExerciseFailed",
@@ -18,7 +20,12 @@ __all__ = [
     "check_attention_pool",
     "check_decoder_step",
     "check_masked_softmax",
+    "check_merge_heads",
+    "check_multi_head_attention",
     "check_nadaraya_watson",
     "check_scaled_dot_product_attention",
+    "check_self_attention",
+    "check_simple_self_attention",
     "check_softmax",
+    "check_split_heads",
 ]

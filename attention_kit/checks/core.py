@@ -188,6 +188,7 @@ class Checker:
         when the learner's output matches one, that hint is given. Otherwise the
         general ``hint`` is given with the first entry that differs.
         """
+        actual = actual.detach().to(torch.float64)
         expected = expected.detach().to(torch.float64)
         if actual.shape == expected.shape and torch.allclose(
             actual, expected, rtol, atol

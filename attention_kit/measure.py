@@ -1,0 +1,77 @@
+"""Measuring cost: wall-clock time and peak memory of a call, on the CPU or a GPU.
+
+Used by Lab 04 and ``make bench`` to measure, rather than assert, how attention's cost
+grows with the sequence length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+
+def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    """The median wall-clock time of ``fn()`` in seconds, over ``repeats`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Send the C-level stderr to /dev/null; some builds of the profiler log each start
+    and stop there, which would clutter a notebook."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def peak_memory(fn: Callable[[], object]) -> int:
+    """Peak bytes of tensor memory allocated while ``fn()`` runs, beyond what existed
+    before (CPU tensors, through PyTorch's profiler).
+
+    The profiler records every allocation and free with a time stamp; replaying them in
+    order and keeping the running maximum gives the peak. Tensors that ``fn`` returns
+    count too.
+    """
+    with (
+        _quiet_stderr(),
+        profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
+    ):
+        fn()
+    # Top-level events only: an operator's memory already includes its children's.
+    events = [e for e in prof.events() if e.cpu_parent is None and e.cpu_memory_usage]
+    live = peak = 0
+    for event in sorted(events, key=lambda e: e.time_range.start):
+        live += event.cpu_memory_usage
+        peak = max(peak, live)
+    return peak
+
+
+def fitted_slope(sizes: Sequence[float], costs: Sequence[float]) -> float:
+    """Least-squares slope of log(cost) against log(size): cost grows like size^slope."""
+    xs, ys = [math.log(s) for s in sizes], [math.log(c) for c in costs]
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    numerator = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True))
+    return numerator / sum((x - mean_x) ** 2 for x in xs)
