@@ -125,7 +125,7 @@ MISTAKES = [
     (
         check_simple_self_attention,
         simple_with(gram=True),
-        "not x.transpose(-2, -1) @ x",
+        "shape (batch, n, n)",
     ),
     (
         check_self_attention,
