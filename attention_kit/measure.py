@@ -48,23 +48,26 @@ def _quiet_stderr() -> Iterator[None]:
 
 
 def peak_memory(fn: Callable[[], object]) -> int:
-    """Peak bytes of tensor memory allocated while ``fn()`` runs, beyond what existed
-    before (CPU tensors, through PyTorch's profiler).
+    """Peak bytes of CPU tensor memory allocated while ``fn()`` runs, beyond what
+    existed before. Tensors that ``fn`` returns count too.
 
-    The profiler records every allocation and free with a time stamp; replaying them in
-    order and keeping the running maximum gives the peak. Tensors that ``fn`` returns
-    count too.
+    PyTorch's profiler records every allocation (positive size) and free (negative
+    size) as a "[memory]" event with a time stamp; replaying them in order and keeping
+    the running total's maximum gives the peak. (The raw event list is read from the
+    profiler's Kineto results, which is much faster than ``prof.events()`` for calls
+    with thousands of small steps, such as a recurrent layer.)
     """
     with (
         _quiet_stderr(),
         profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof,
     ):
         fn()
-    # Top-level events only: an operator's memory already includes its children's.
-    events = [e for e in prof.events() if e.cpu_parent is None and e.cpu_memory_usage]
+    events = [
+        e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+    ]
     live = peak = 0
-    for event in sorted(events, key=lambda e: e.time_range.start):
-        live += event.cpu_memory_usage
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        live += event.nbytes()
         peak = max(peak, live)
     return peak
 
