@@ -12,8 +12,11 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
+from .attention import scaled_dot_product_attention
 from .data import SOURCE_VOCAB, TARGET_VOCAB, date_datasets, date_tensors
+from .measure import fitted_slope, peak_memory, time_call
 from .models import Seq2Seq, seq2seq_loss, translate
 from .train import fit, random_batches, set_seed
 
@@ -75,7 +78,45 @@ def date_task() -> list[Row]:
     return rows
 
 
-MEASUREMENTS: dict[str, Callable[[], list[Row]]] = {"dates": date_task}
+def attention_cost() -> list[Row]:
+    """Unit 04: time and peak memory of attention and of a GRU layer against n (d = 64,
+    batch 1, no gradients), with the log-log slopes fitted on n >= 512."""
+    lengths = [128, 256, 512, 1024, 2048, 4096, 8192]
+    torch.manual_seed(0)
+    gru = nn.GRU(64, 64, batch_first=True)
+    layers = {
+        "attention": lambda x: scaled_dot_product_attention(x, x, x),
+        "GRU": lambda x: gru(x),
+    }
+    rows = []
+    with torch.no_grad():
+        for name, layer in layers.items():
+            times, memories = [], []
+            for n in lengths:
+                x = torch.randn(1, n, 64)
+                times.append(time_call(lambda layer=layer, x=x: layer(x), repeats=5))
+                memories.append(peak_memory(lambda layer=layer, x=x: layer(x)))
+                rows.append(
+                    (
+                        f"{name}, n = {n}",
+                        f"{1e3 * times[-1]:.2f} ms",
+                        f"peak memory {memories[-1] / 1e6:.2f} MB",
+                    )
+                )
+            rows.append(
+                (
+                    f"{name}, fitted slopes (n >= 512)",
+                    f"time ~ n^{fitted_slope(lengths[2:], times[2:]):.2f}",
+                    f"memory ~ n^{fitted_slope(lengths[2:], memories[2:]):.2f}",
+                )
+            )
+    return rows
+
+
+MEASUREMENTS: dict[str, Callable[[], list[Row]]] = {
+    "dates": date_task,
+    "attention-cost": attention_cost,
+}
 
 
 def print_table(rows: list[Row]) -> None:

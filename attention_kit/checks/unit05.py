@@ -91,7 +91,7 @@ def check_merge_heads(c: Checker, answer) -> None:
     c.expect_close(round_trip, x, "merge_heads must undo split_heads exactly.")
 
 
-@exercise("05.3", "MultiHeadAttention")
+@exercise("05.4", "MultiHeadAttention")
 def check_multi_head_attention(c: Checker, answer) -> None:
     g = random_generator(503)
     embed_dim, num_heads = 12, 3
