@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 _KIT_FOLDER = str(Path(__file__).resolve().parents[1])
 
@@ -166,6 +166,48 @@ class Checker:
                 f"return {kind} {what}; your function returned {describe(value)}."
             )
         return tuple(value)
+
+    def module_like(
+        self,
+        answer: Callable,
+        reference: nn.Module,
+        args: tuple,
+        layers_hint: str,
+        generator: torch.Generator,
+        scale: float = 1.0,
+    ) -> nn.Module:
+        """Build the learner's module ``answer(*args)`` and give it the weights of
+        ``reference`` (first redrawn at random from ``generator``, times ``scale``), so
+        that both compute the same thing if the learner's forward pass is right.
+
+        Fails unless the module has exactly the reference's parameter names and shapes;
+        ``layers_hint`` says how to create the layers.
+        """
+        module = self.call(answer, *args)
+        if not isinstance(module, nn.Module):
+            self.fail(
+                f"{self.name}(...) should create an nn.Module: class {self.name}(nn.Module)."
+            )
+        expected = {name: tuple(p.shape) for name, p in reference.named_parameters()}
+        found = {name: tuple(p.shape) for name, p in module.named_parameters()}
+        extra_biases = sorted(
+            n for n in set(found) - set(expected) if n.endswith(".bias")
+        )
+        self.expect(
+            not extra_biases,
+            f"your module has {extra_biases}: create the layers with bias=False.",
+        )
+        self.expect(
+            found == expected,
+            f"the parameters should be {expected}, yours are {found}. {layers_hint}",
+        )
+        with torch.no_grad():
+            for parameter in reference.parameters():
+                parameter.copy_(
+                    scale * torch.randn(parameter.shape, generator=generator)
+                )
+        module.load_state_dict(reference.state_dict())
+        return module
 
     def expect(self, condition: bool | Tensor, hint: str) -> None:
         """One check: ``condition`` must hold, otherwise fail with ``hint``."""

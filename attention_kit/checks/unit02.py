@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from ..attention import AdditiveAttention, masked_softmax, scaled_dot_product_attention
 from .core import Checker, exercise, random_generator
@@ -261,29 +260,16 @@ def check_scaled_dot_product_attention(c: Checker, answer) -> None:
 def check_additive_attention(c: Checker, answer) -> None:
     g = random_generator(203)
     query_dim, key_dim, hidden_dim = 5, 3, 7
-    module = c.call(answer, query_dim, key_dim, hidden_dim)
-    if not isinstance(module, nn.Module):
-        c.fail(
-            "AdditiveAttention(...) should create an nn.Module (class ...(nn.Module))."
-        )
     reference = AdditiveAttention(query_dim, key_dim, hidden_dim)
-    expected = {name: tuple(p.shape) for name, p in reference.named_parameters()}
-    found = {name: tuple(p.shape) for name, p in module.named_parameters()}
-    extra = sorted(set(found) - set(expected))
-    c.expect(
-        not any(name.endswith(".bias") for name in extra),
-        f"your module has {extra}: create the three layers with bias=False.",
+    module = c.module_like(
+        answer,
+        reference,
+        (query_dim, key_dim, hidden_dim),
+        "Name the layers W_q = nn.Linear(query_dim, hidden_dim, bias=False), "
+        "W_k = nn.Linear(key_dim, hidden_dim, bias=False) and "
+        "w_v = nn.Linear(hidden_dim, 1, bias=False).",
+        generator=g,
     )
-    c.expect(
-        found == expected,
-        f"the parameters should be {expected}, yours are {found}. Name the layers "
-        "W_q = nn.Linear(query_dim, hidden_dim, bias=False), W_k = nn.Linear(key_dim, "
-        "hidden_dim, bias=False) and w_v = nn.Linear(hidden_dim, 1, bias=False).",
-    )
-    with torch.no_grad():
-        for p in reference.parameters():
-            p.copy_(torch.randn(p.shape, generator=g))
-    module.load_state_dict(reference.state_dict())
 
     queries = torch.randn(2, 4, query_dim, generator=g)
     keys = torch.randn(2, 6, key_dim, generator=g)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from ..attention import SelfAttention, masked_softmax, simple_self_attention
 from ..masks import causal_mask
@@ -62,22 +61,15 @@ def check_simple_self_attention(c: Checker, answer) -> None:
 def check_self_attention(c: Checker, answer) -> None:
     g = random_generator(402)
     embed_dim, key_dim, value_dim = 6, 4, 3
-    module = c.call(answer, embed_dim, key_dim, value_dim)
-    if not isinstance(module, nn.Module):
-        c.fail("SelfAttention(...) should create an nn.Module (class ...(nn.Module)).")
     reference = SelfAttention(embed_dim, key_dim, value_dim)
-    expected_shapes = {name: tuple(p.shape) for name, p in reference.named_parameters()}
-    shapes = {name: tuple(p.shape) for name, p in module.named_parameters()}
-    c.expect(
-        shapes == expected_shapes,
-        f"the parameters should be {expected_shapes}, yours are {shapes}. Create "
-        "W_q = nn.Linear(embed_dim, key_dim, bias=False), W_k likewise, and "
+    module = c.module_like(
+        answer,
+        reference,
+        (embed_dim, key_dim, value_dim),
+        "Create W_q = nn.Linear(embed_dim, key_dim, bias=False), W_k likewise, and "
         "W_v = nn.Linear(embed_dim, value_dim, bias=False).",
+        generator=g,
     )
-    with torch.no_grad():
-        for parameter in reference.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=g))
-    module.load_state_dict(reference.state_dict())
 
     x = torch.randn(2, 5, embed_dim, generator=g)
     output, weights = c.pair(c.call(module, x), "(output, weights)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from ..attention import MultiHeadAttention, merge_heads, split_heads
 from ..masks import causal_mask
@@ -95,22 +94,15 @@ def check_merge_heads(c: Checker, answer) -> None:
 def check_multi_head_attention(c: Checker, answer) -> None:
     g = random_generator(503)
     embed_dim, num_heads = 12, 3
-    module = c.call(answer, embed_dim, num_heads)
-    if not isinstance(module, nn.Module):
-        c.fail("MultiHeadAttention(...) should create an nn.Module.")
     reference = MultiHeadAttention(embed_dim, num_heads)
-    expected_shapes = {name: tuple(p.shape) for name, p in reference.named_parameters()}
-    shapes = {name: tuple(p.shape) for name, p in module.named_parameters()}
-    c.expect(
-        shapes == expected_shapes,
-        f"the parameters should be {sorted(expected_shapes)} with shapes "
-        f"{expected_shapes}; yours are {shapes}. Create W_q, W_k, W_v and W_o, each "
-        "nn.Linear(embed_dim, embed_dim, bias=bias).",
+    module = c.module_like(
+        answer,
+        reference,
+        (embed_dim, num_heads),
+        "Create W_q, W_k, W_v and W_o, each nn.Linear(embed_dim, embed_dim, bias=bias).",
+        generator=g,
+        scale=0.5,
     )
-    with torch.no_grad():
-        for parameter in reference.parameters():
-            parameter.copy_(torch.randn(parameter.shape, generator=g) / 2)
-    module.load_state_dict(reference.state_dict())
 
     query = torch.randn(2, 4, embed_dim, generator=g)
     memory = torch.randn(2, 6, embed_dim, generator=g)
