@@ -36,3 +36,23 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("notebook run times (s, all cells)")
         for path, total in sorted(seconds.items()):
             terminalreporter.write_line(f"{total:6.1f}  {path}")
+
+
+def assert_passes(checker, answer, capsys, message: str = "") -> None:
+    """The checker accepts ``answer``: it prints one ✅ line (containing ``message``)."""
+    checker(answer)
+    output = capsys.readouterr().out
+    assert output.startswith("✅") and message in output, output
+
+
+def assert_fails_with(checker, answer, hint: str) -> None:
+    """The checker rejects ``answer`` with a hint that contains ``hint``."""
+    from attention_kit.checks import ExerciseFailed
+
+    try:
+        checker(answer)
+    except ExerciseFailed as failure:
+        assert hint in failure.hint, failure.hint
+        assert failure.exercise == checker.exercise
+    else:
+        raise AssertionError(f"{checker.__name__} accepted a wrong answer")

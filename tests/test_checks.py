@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
+import attention_kit.checks
 from attention_kit.attention import nadaraya_watson
 from attention_kit.checks import (
     ExerciseFailed,
@@ -11,6 +13,7 @@ from attention_kit.checks import (
     check_nadaraya_watson,
     check_softmax,
 )
+from conftest import assert_fails_with, assert_passes
 
 
 def stub(*args):
@@ -156,27 +159,35 @@ MISTAKES = [
 
 @pytest.mark.parametrize("checker, answer, message", REFERENCES)
 def test_reference_answers_pass(checker, answer, message, capsys):
-    checker(answer)
-    output = capsys.readouterr().out
-    assert output.startswith("✅") and message in output
-
-
-@pytest.mark.parametrize(
-    "checker", [check_softmax, check_attention_pool, check_nadaraya_watson]
-)
-def test_a_stub_is_not_attempted(checker, capsys):
-    checker(stub)
-    assert capsys.readouterr().out.startswith(
-        f"⏳ Exercise {checker.exercise} not attempted yet"
-    )
+    assert_passes(checker, answer, capsys, message)
 
 
 @pytest.mark.parametrize("checker, answer, hint", MISTAKES)
 def test_mistakes_fail_with_a_hint_that_names_them(checker, answer, hint):
-    with pytest.raises(ExerciseFailed) as failure:
-        checker(answer)
-    assert hint in failure.value.hint
-    assert failure.value.exercise == checker.exercise
+    assert_fails_with(checker, answer, hint)
+
+
+class StubModule(nn.Module):
+    """What a student notebook holds before a module exercise is solved."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        raise NotImplementedError("Exercise NN.k")
+
+
+ALL_CHECKERS = [
+    getattr(attention_kit.checks, name) for name in attention_kit.checks.__all__
+]
+ALL_CHECKERS = [checker for checker in ALL_CHECKERS if hasattr(checker, "exercise")]
+
+
+@pytest.mark.parametrize("stub_answer", [stub, StubModule], ids=["function", "class"])
+@pytest.mark.parametrize("checker", ALL_CHECKERS, ids=lambda c: c.__name__)
+def test_every_checker_leaves_a_stub_unattempted(checker, stub_answer, capsys):
+    checker(stub_answer)
+    assert capsys.readouterr().out.startswith(
+        f"⏳ Exercise {checker.exercise} not attempted yet"
+    )
 
 
 def test_an_exception_in_the_learners_code_is_reported_with_its_line():
