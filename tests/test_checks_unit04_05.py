@@ -157,6 +157,12 @@ MISTAKES = [
         lambda x: x.transpose(1, 2).view(x.shape[0], x.shape[2], -1),
         ".contiguous().view",
     ),
+    (
+        check_merge_heads,
+        lambda x: x.permute(0, 2, 3, 1).reshape(x.shape[0], x.shape[2], -1),
+        "interleaved",
+    ),
+    (check_merge_heads, lambda x: x.transpose(1, 2), "(batch, n, heads * head_dim)"),
     (check_multi_head_attention, WithoutOutputProjection, "W_o"),
     (
         check_multi_head_attention,

@@ -79,7 +79,14 @@ def check_merge_heads(c: Checker, answer) -> None:
         merge_heads(heads),
         "token i's output should be its head outputs side by side: head 0's features, "
         "then head 1's, and so on.",
-        mistakes=[(heads.reshape(2, 5, 12), MERGE_HINT)],
+        mistakes=[
+            (heads.reshape(2, 5, 12), MERGE_HINT),
+            (
+                heads.permute(0, 2, 3, 1).reshape(2, 5, 12),
+                "the heads' features are interleaved: bring the axes to (batch, n, heads, "
+                "head_dim) with transpose(1, 2) so that each head's block stays together.",
+            ),
+        ],
     )
     x = torch.randn(2, 5, 12, generator=g)
     round_trip = c.tensor(
