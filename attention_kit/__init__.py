@@ -3,12 +3,18 @@
 Each lab builds a piece from scratch; this package keeps the reference version so
 that later labs can import it.
 
-- ``attention``: nadaraya_watson (and, unit by unit, the attention functions and modules)
-- ``checks``: one ``check_<name>`` per exercise, and ``ExerciseFailed``
+- ``attention``: softmax-based pooling and scores, masked softmax, scaled dot-product,
+  additive, self- and multi-head attention, Nadaraya-Watson regression
+- ``masks``: ``padding_mask``, ``causal_mask`` (True = may attend)
+- ``models``: the GRU encoder-decoder of Unit 03, with or without attention
 - ``data``: generated data sets (no downloads)
+- ``train``: ``set_seed``, ``get_device``, ``random_batches``, ``fit``
 - ``plots``: ``show_heatmap`` for every attention-weight picture
-- ``train``: ``set_seed``, ``get_device``
+- ``measure``: time and peak memory of a call, log-log slopes
+- ``checks``: one ``check_<name>`` per exercise, and ``ExerciseFailed``
 - ``release``: writes the student labs from the solutions
+- ``book``: the table of contents, with or without the solutions
+- ``bench``: ``make bench``, the course's measurements as a table
 """
 
 __version__ = "0.1.0"

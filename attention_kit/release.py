@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -61,7 +62,7 @@ def _regions(
 
 
 def _replace_regions(
-    source: str, begin: str, end: str, replacement: callable, where: str
+    source: str, begin: str, end: str, replacement: Callable[[str], str], where: str
 ) -> str:
     """``source`` with each marked region (markers included) replaced."""
     lines = source.split("\n")
