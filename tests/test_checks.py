@@ -76,7 +76,6 @@ def nw_transposed(queries, keys, values, bandwidth):
 
 REFERENCES = [
     (check_softmax, lambda s: torch.softmax(s, dim=-1), "softmax: 5/5"),
-    (check_softmax, in_place_softmax, "softmax: 5/5"),
     (check_attention_pool, lambda w, v: w @ v, "attention_pool: 3/3"),
     (
         check_attention_pool,
@@ -89,6 +88,7 @@ REFERENCES = [
 MISTAKES = [
     # (checker, wrong answer, words the hint must contain)
     (check_softmax, naive_softmax, "Subtract each row's maximum"),
+    (check_softmax, in_place_softmax, "changed its input `scores` in place"),
     (check_softmax, softmax_minus_global_max, "Subtract each row's maximum"),
     (
         check_softmax,
@@ -231,3 +231,18 @@ def test_checks_do_not_move_the_global_random_state(capsys):
     torch.manual_seed(123)
     check_nadaraya_watson(nadaraya_watson)
     assert torch.rand(1) == before
+
+
+def test_a_module_with_buffers_and_parameter_free_submodules_passes(capsys):
+    from attention_kit.attention import AdditiveAttention
+    from attention_kit.checks import check_additive_attention
+
+    class WithExtras(AdditiveAttention):
+        def __init__(self, query_dim, key_dim, hidden_dim):
+            super().__init__(query_dim, key_dim, hidden_dim)
+            self.register_buffer("cached", torch.ones(3))
+            self.register_buffer("scratch", torch.zeros(2), persistent=False)
+            self.dropout = nn.Dropout(0.0)
+            self.activation = nn.Tanh()
+
+    assert_passes(check_additive_attention, WithExtras, capsys)

@@ -10,12 +10,14 @@ learner's code safely and records each passed check. The decorated checker
 - raises :class:`ExerciseFailed` with one hint at the first failed check.
 
 Anything the learner's code does (raise, return the wrong type or shape, return
-NaN) turns into an ``ExerciseFailed`` with a message, never a crash inside here.
+NaN, overwrite its inputs) turns into an ``ExerciseFailed`` with a message, never a
+crash inside here.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 import traceback
 from collections.abc import Callable, Sequence
@@ -79,11 +81,35 @@ def _where_in_learner_code(error: BaseException) -> str:
 
 
 def _copy(value: Any) -> Any:
-    """A copy of an input, so an answer that edits its arguments in place cannot
-    change what the checker compares against."""
+    """A copy of an input for the learner's code; the checker keeps the original, so it
+    can tell whether the answer wrote into its arguments."""
     if isinstance(value, Tensor):
         return value.clone()
     return value
+
+
+def _argument_names(answer: Callable, count: int) -> list[str]:
+    """The names of the first ``count`` parameters of ``answer`` (of ``forward`` for a
+    module), for messages; ``argument k`` where they cannot be read."""
+    target = answer.forward if isinstance(answer, nn.Module) else answer
+    try:
+        names = [
+            p.name
+            for p in inspect.signature(target).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        names = []
+    return [
+        f"`{names[i]}`" if i < len(names) else f"argument {i + 1}" for i in range(count)
+    ]
+
+
+IN_PLACE_HINT = (
+    "operations ending in an underscore (exp_, sub_, masked_fill_), `x -= ...` and "
+    "`x[...] = ...` write into the caller's tensor, which the caller may still need. "
+    "Compute a new tensor instead (x - m, x.masked_fill(...)), or clone() first."
+)
 
 
 class Checker:
@@ -102,9 +128,11 @@ class Checker:
 
         NotImplementedError means "not attempted"; any other exception becomes a
         failure that names the error, where it happened, and what it was called on.
+        An answer that changes one of its tensor arguments in place fails too.
         """
+        given = [_copy(a) for a in args]
         try:
-            return answer(*(_copy(a) for a in args))
+            result = answer(*given)
         except NotImplementedError as error:
             stub_of = re.search(r"Exercise (\d+\.\d+)", str(error))
             other = (
@@ -122,6 +150,17 @@ class Checker:
                 f"{error}\n(called {self.name}({called_on}))"
             )
             self.fail(f"{message}\nHint: {error_hint}" if error_hint else message)
+        names = _argument_names(answer, len(args))
+        for name, original, copy in zip(names, args, given, strict=True):
+            if isinstance(original, Tensor) and not (
+                copy.shape == original.shape
+                and torch.equal(copy.detach(), original.detach())
+            ):
+                self.fail(
+                    f"your {self.name} changed its input {name} in place: "
+                    + IN_PLACE_HINT
+                )
+        return result
 
     def tensor(
         self,
@@ -175,13 +214,17 @@ class Checker:
         layers_hint: str,
         generator: torch.Generator,
         scale: float = 1.0,
+        bias_hint: str = "create the layers with bias=False.",
     ) -> nn.Module:
         """Build the learner's module ``answer(*args)`` and give it the weights of
         ``reference`` (first redrawn at random from ``generator``, times ``scale``), so
         that both compute the same thing if the learner's forward pass is right.
 
         Fails unless the module has exactly the reference's parameter names and shapes;
-        ``layers_hint`` says how to create the layers.
+        ``layers_hint`` says how to create the layers, ``bias_hint`` what to do about
+        biases the reference does not have. The weights are copied parameter by
+        parameter, by name: buffers (a cached mask, a constant) and submodules without
+        parameters are the learner's own business and stay as they are.
         """
         module = self.call(answer, *args)
         if not isinstance(module, nn.Module):
@@ -191,23 +234,60 @@ class Checker:
         expected = {name: tuple(p.shape) for name, p in reference.named_parameters()}
         found = {name: tuple(p.shape) for name, p in module.named_parameters()}
         extra_biases = sorted(
-            n for n in set(found) - set(expected) if n.endswith(".bias")
+            n for n in set(found) - set(expected) if n.endswith("bias")
         )
         self.expect(
             not extra_biases,
-            f"your module has {extra_biases}: create the layers with bias=False.",
+            f"your module has {extra_biases}, which it should not have: {bias_hint}",
         )
         self.expect(
             found == expected,
             f"the parameters should be {expected}, yours are {found}. {layers_hint}",
         )
+        theirs = dict(module.named_parameters())
         with torch.no_grad():
-            for parameter in reference.parameters():
+            for name, parameter in reference.named_parameters():
                 parameter.copy_(
                     scale * torch.randn(parameter.shape, generator=generator)
                 )
-        module.load_state_dict(reference.state_dict())
+                theirs[name].copy_(parameter)
         return module
+
+    def gradients(
+        self,
+        output: Any,
+        inputs: Sequence[Tensor],
+        what: str,
+        hint: str,
+        weights: Tensor | None = None,
+    ) -> tuple[Tensor, ...]:
+        """One check: the backward pass from ``output`` to ``inputs`` (tensors that
+        require gradients) gives finite gradients. Returns them, in float64.
+
+        The loss is ``(output * weights).sum()`` with fixed random ``weights`` unless
+        given, so that no gradient vanishes by symmetry (the sum of a softmax row is
+        constant, so its gradient is 0 whatever the code does).
+        """
+        if not isinstance(output, Tensor) or not output.requires_grad:
+            self.fail(
+                f"{what}: no gradient reaches the inputs. Stay with torch operations on "
+                "the tensors you are given (no .detach(), .item(), .numpy() or "
+                "torch.tensor(...) around them)."
+            )
+        if weights is None:
+            weights = torch.randn(output.shape, generator=random_generator(7))
+        try:
+            loss = (output * weights.to(output.dtype)).sum()
+            found = torch.autograd.grad(loss, list(inputs), allow_unused=True)
+        except RuntimeError as error:
+            self.fail(f"{what}: the backward pass raised RuntimeError: {error}")
+        found = tuple(
+            torch.zeros_like(x) if g is None else g
+            for x, g in zip(inputs, found, strict=True)
+        )
+        finite = all(torch.isfinite(g).all() for g in found)
+        self.expect(finite, f"{what}: the gradient contains NaN or inf. {hint}")
+        return tuple(g.detach().to(torch.float64) for g in found)
 
     def expect(self, condition: bool | Tensor, hint: str) -> None:
         """One check: ``condition`` must hold, otherwise fail with ``hint``."""
