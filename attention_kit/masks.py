@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
@@ -18,3 +20,212 @@ def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
 def causal_mask(n: int, device: torch.device | str | None = None) -> Tensor:
     """``(n, n)``, True on and below the diagonal: query i may attend to keys 0..i."""
     return torch.ones(n, n, dtype=torch.bool, device=device).tril()
+
+
+def padded_causal_mask(lengths: Tensor, n: int) -> Tensor:
+    """Causal mask AND key padding mask for a right-padded batch.
+
+    lengths ``(batch,)`` -> mask ``(batch, n, n)``: query i of sequence b may attend to
+    key j when ``j <= i`` (causal) and ``j < lengths[b]`` (a real token, not padding).
+    Padding is masked on the keys only; the rows of padded queries keep the real keys
+    before them and their outputs are simply ignored. A sequence of length 0 gives
+    all-False rows, which ``masked_softmax`` turns into all-zero weights. Add a head axis
+    with ``mask[:, None]`` for scores ``(batch, heads, n, n)``.
+    """
+    keys = padding_mask(lengths, n)  # (batch, n): which keys are real
+    return causal_mask(n, device=lengths.device) & keys[:, None, :]
+
+
+def to_torch_mha_mask(mask: Tensor, num_heads: int | None = None) -> Tensor:
+    """The course's mask (True = may attend) as ``nn.MultiheadAttention``'s ``attn_mask``.
+
+    ``nn.MultiheadAttention`` and ``nn.Transformer*`` read a boolean mask the other way
+    round: True = NOT allowed. So the conversion is ``~mask``. Their ``attn_mask`` must be
+    ``(n, m)`` or ``(batch * num_heads, n, m)``; a per-sequence mask ``(batch, n, m)`` is
+    repeated for each head (batch-major: row ``b * num_heads + h``) when ``num_heads`` is
+    given.
+    """
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be boolean (True = may attend), got {mask.dtype}")
+    flipped = ~mask
+    if num_heads is not None and flipped.dim() == 3:
+        flipped = flipped.repeat_interleave(num_heads, dim=0)
+    return flipped
+
+
+def to_additive_mask(mask: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """The course's mask as a float mask that is ADDED to the scores: 0 where allowed,
+    -inf where not. Both ``F.scaled_dot_product_attention`` and ``nn.MultiheadAttention``
+    add a float ``attn_mask`` to the scores."""
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be boolean (True = may attend), got {mask.dtype}")
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+        ~mask, float("-inf")
+    )
+
+
+def _first_output(result: object) -> Tensor:
+    # Modules of the kit return (output, weights); the test looks at the output.
+    if isinstance(result, tuple | list):
+        result = result[0]
+    if not isinstance(result, Tensor):
+        raise TypeError(f"model must return a tensor, got {type(result).__name__}")
+    return result
+
+
+def _same(a: Tensor, b: Tensor, atol: float) -> Tensor:
+    """Per element: equal within atol, or NaN in both."""
+    both_nan = torch.isnan(a) & torch.isnan(b)
+    return ((a - b).abs() <= atol) | both_nan | (a == b)
+
+
+def leaks_future(
+    model: Callable[[Tensor], object],
+    inputs: Tensor,
+    *,
+    vocab_size: int | None = None,
+    trials: int = 2,
+    atol: float = 0.0,
+    use_gradients: bool = True,
+    seed: int = 0,
+) -> list[str]:
+    """Find every position whose output depends on inputs after it. Empty list = no leak.
+
+    Two tests:
+
+    1. **Change the future.** For every position t, every input after t is replaced (token
+       ids by other ids, float vectors by fresh random values; ``trials`` different
+       replacements) and the output at each position ``s <= t`` must be unchanged.
+    2. **Gradients** (float inputs only, ``use_gradients``): the gradient of output t (in
+       a random direction, so that no sum can cancel) with respect to the inputs after t
+       must be exactly zero.
+
+    "Unchanged" means bit for bit (``atol=0``) by default. A correct causal model gives
+    the forbidden keys weight exactly 0 (``exp(-inf) = 0``), so their values add exact
+    zeros and the same kernels on the same shapes repeat the same arithmetic: any
+    difference at all is a leak, however small. Raise ``atol`` only for a model whose
+    kernels change their order of summation with the data.
+
+    Args:
+        model: maps ``inputs`` to outputs ``(batch, n, ...)``; a tuple result is read as
+            ``(output, ...)``. A module is run in eval mode (dropout off) and restored.
+        inputs: token ids ``(batch, n)`` (integer) or vectors ``(batch, n, ...)`` (float).
+        vocab_size: the number of token ids the model accepts; defaults to
+            ``inputs.max() + 1``. Replacement ids stay in ``[0, vocab_size)``.
+        trials: how many different replacements of the future to try per position.
+        atol: tolerance for "unchanged" (see above).
+        use_gradients: also run the gradient test on float inputs.
+        seed: seeds the replacements.
+
+    Returns:
+        human-readable findings, e.g. "output at position 2 changed when the inputs after
+        position 2 changed (max |difference| 0.31)"; ``[]`` when no position sees the
+        future.
+    """
+    if inputs.dim() < 2:
+        raise ValueError(
+            f"inputs must be (batch, n) or (batch, n, ...), got {tuple(inputs.shape)}"
+        )
+    is_tokens = not inputs.is_floating_point()
+    if is_tokens and inputs.dim() != 2:
+        raise ValueError(f"token ids must be (batch, n), got {tuple(inputs.shape)}")
+    if is_tokens:
+        vocab_size = int(inputs.max()) + 1 if vocab_size is None else vocab_size
+        if vocab_size < 2:
+            raise ValueError(
+                "need at least two token ids to change the future; pass vocab_size"
+            )
+    batch, n = inputs.shape[:2]
+    was_training = isinstance(model, nn.Module) and model.training
+    if was_training:
+        model.eval()
+    try:
+        with torch.no_grad():
+            reference = _first_output(model(inputs.clone()))
+            again = _first_output(model(inputs.clone()))
+        if reference.dim() < 2 or tuple(reference.shape[:2]) != (batch, n):
+            raise ValueError(
+                f"model output must be (batch, n, ...) = ({batch}, {n}, ...), "
+                f"got {tuple(reference.shape)}"
+            )
+        if not bool(_same(reference, again, atol).all()):
+            raise ValueError(
+                "the model gives different outputs on the same inputs (dropout on?)"
+            )
+
+        generator = torch.Generator().manual_seed(seed)
+        findings: list[str] = []
+        for t in range(n - 1):
+            worst: dict[int, float] = {}
+            for _ in range(trials):
+                changed = inputs.clone()
+                if is_tokens:
+                    # A shift by 1..vocab_size-1 (mod vocab_size) changes every id.
+                    shift = torch.randint(
+                        1, vocab_size, changed[:, t + 1 :].shape, generator=generator
+                    ).to(changed.device)
+                    changed[:, t + 1 :] = (changed[:, t + 1 :] + shift) % vocab_size
+                else:
+                    noise = torch.randn(
+                        changed[:, t + 1 :].shape,
+                        generator=generator,
+                        dtype=changed.dtype,
+                    ).to(changed.device)
+                    changed[:, t + 1 :] = noise * (1 + changed.abs().max())
+                with torch.no_grad():
+                    output = _first_output(model(changed))
+                same = _same(output[:, : t + 1], reference[:, : t + 1], atol)
+                same = same.reshape(batch, t + 1, -1).all(dim=-1).all(dim=0)  # (t + 1,)
+                for s in torch.nonzero(~same).flatten().tolist():
+                    diff = (
+                        (output[:, s] - reference[:, s]).abs().nan_to_num(float("inf"))
+                    )
+                    worst[s] = max(worst.get(s, 0.0), float(diff.max()))
+            for s, diff in sorted(worst.items()):
+                findings.append(
+                    f"output at position {s} changed when the inputs after position {t} "
+                    f"changed (max |difference| {diff:.3g})"
+                )
+        if use_gradients and not is_tokens and n > 1:
+            findings += _gradient_findings(model, inputs, generator, atol)
+        return findings
+    finally:
+        if was_training:
+            model.train()
+
+
+def _gradient_findings(
+    model: Callable[[Tensor], object],
+    inputs: Tensor,
+    generator: torch.Generator,
+    atol: float,
+) -> list[str]:
+    x = inputs.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        output = _first_output(model(x))
+        if not output.requires_grad:
+            return []  # the output does not depend on x through autograd at all
+        findings = []
+        n = x.shape[1]
+        for t in range(n - 1):
+            direction = torch.randn(
+                output[:, t].shape, generator=generator, dtype=output.dtype
+            ).to(output.device)
+            (grad,) = torch.autograd.grad(
+                (output[:, t] * direction).sum(),
+                x,
+                retain_graph=True,
+                allow_unused=True,
+            )
+            if grad is None:
+                continue
+            future = grad[:, t + 1 :].abs().nan_to_num(float("inf"))
+            future = future.reshape(future.shape[0], n - 1 - t, -1).amax(dim=(0, 2))
+            bad = torch.nonzero(future > atol).flatten() + t + 1
+            if len(bad):
+                findings.append(
+                    f"gradient of the output at position {t} is not zero with respect to "
+                    f"the inputs at positions {bad.tolist()} (max |gradient| "
+                    f"{float(future.max()):.3g})"
+                )
+    return findings
