@@ -1,5 +1,9 @@
 """Each checker passes the reference, stays quiet on a stub, and names realistic mistakes."""
 
+import importlib
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -162,8 +166,34 @@ def test_reference_answers_pass(checker, answer, message, capsys):
     assert_passes(checker, answer, capsys, message)
 
 
-@pytest.mark.parametrize("checker, answer, hint", MISTAKES)
-def test_mistakes_fail_with_a_hint_that_names_them(checker, answer, hint):
+def registered_mistakes() -> list[tuple]:
+    """Every ``MISTAKES`` list of every ``tests/test_checks*.py`` module, this one too.
+
+    The convention (CONTRIBUTING.md, "The rule for every checker"): a unit's checker
+    tests live in ``tests/test_checks_unitNN.py`` with a module-level list
+    ``MISTAKES = [(checker, wrong_answer, "words the hint must contain"), ...]``.
+    This module runs them all and counts them per checker.
+    """
+    found = []
+    for path in sorted(Path(__file__).parent.glob("test_checks*.py")):
+        module = (
+            sys.modules[__name__]
+            if path.stem == __name__
+            else importlib.import_module(path.stem)
+        )
+        found += [(path.stem, *entry) for entry in getattr(module, "MISTAKES", [])]
+    return found
+
+
+ALL_MISTAKES = registered_mistakes()
+
+
+@pytest.mark.parametrize(
+    "module, checker, answer, hint",
+    ALL_MISTAKES,
+    ids=[f"{m}-{c.__name__}-{i}" for i, (m, c, _, _) in enumerate(ALL_MISTAKES)],
+)
+def test_mistakes_fail_with_a_hint_that_names_them(module, checker, answer, hint):
     assert_fails_with(checker, answer, hint)
 
 
@@ -179,6 +209,23 @@ ALL_CHECKERS = [
     getattr(attention_kit.checks, name) for name in attention_kit.checks.__all__
 ]
 ALL_CHECKERS = [checker for checker in ALL_CHECKERS if hasattr(checker, "exercise")]
+
+
+MINIMUM_MISTAKES = 3
+
+
+@pytest.mark.parametrize("checker", ALL_CHECKERS, ids=lambda c: c.__name__)
+def test_every_checker_is_tested_on_at_least_three_wrong_answers(checker):
+    hints = [
+        hint
+        for _, registered, _, hint in ALL_MISTAKES
+        if registered is checker and hint.strip()
+    ]
+    assert len(hints) >= MINIMUM_MISTAKES, (
+        f"{checker.__name__} (Exercise {checker.exercise}) has {len(hints)} wrong "
+        f"answers with hint words in a MISTAKES list of tests/test_checks*.py; "
+        f"the rule is at least {MINIMUM_MISTAKES}"
+    )
 
 
 @pytest.mark.parametrize("stub_answer", [stub, StubModule], ids=["function", "class"])
