@@ -113,9 +113,19 @@ def attention_cost() -> list[Row]:
     return rows
 
 
+def position_length_generalisation() -> list[Row]:
+    """Unit 06: accuracy on "copy the token 2 places back" of one causal attention layer
+    with no, sinusoidal, learned or rotary positions, trained on length 16 and tested on
+    lengths 16 to 64 (attention_kit.position_study)."""
+    from .position_study import length_generalisation_rows
+
+    return length_generalisation_rows()
+
+
 MEASUREMENTS: dict[str, Callable[[], list[Row]]] = {
     "dates": date_task,
     "attention-cost": attention_cost,
+    "positions": position_length_generalisation,
 }
 
 

@@ -1,0 +1,229 @@
+"""Length generalisation of position encodings, measured (Unit 06).
+
+One small attention model is trained on a task where *relative* position is all
+that matters, "output the token ``offset`` places back", on sequences of length
+``train_length``, and tested on longer ones. The same model and training run with
+four ways of giving it positions:
+
+- ``"none"``: no positional information (only the causal mask);
+- ``"sinusoidal"``: :func:`~attention_kit.positional.sinusoidal_encoding` added to the
+  token embeddings;
+- ``"learned"``: a :class:`~attention_kit.positional.LearnedPositions` table with a row
+  for every position up to the longest test length; rows beyond ``train_length`` are
+  never trained and keep their random initial values;
+- ``"rope"``: :func:`~attention_kit.positional.apply_rope` on queries and keys.
+
+The model: token embedding (+ positions) -> one causal attention layer with a single
+head (queries, keys and values with biases) -> a linear read-out of the attention output
+to the vocabulary. No residual connection, so the answer has to come through attention.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .attention import scaled_dot_product_attention
+from .masks import causal_mask
+from .positional import LearnedPositions, SinusoidalPositions, apply_rope
+from .train import fit, set_seed
+
+KINDS = ("none", "sinusoidal", "learned", "rope")
+IGNORE = -100  # target of the first ``offset`` positions, which have no answer
+
+
+def copy_back_task(
+    num_sequences: int,
+    length: int,
+    vocab_size: int = 16,
+    offset: int = 2,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Random token sequences and, at each position t, the target ``tokens[t - offset]``.
+
+    Returns:
+        tokens ``(num_sequences, length)`` and targets of the same shape, with
+        ``IGNORE`` (-100, what ``F.cross_entropy`` skips) at positions t < offset.
+    """
+    tokens = torch.randint(0, vocab_size, (num_sequences, length), generator=generator)
+    targets = torch.full_like(tokens, IGNORE)
+    targets[:, offset:] = tokens[:, :-offset]
+    return tokens, targets
+
+
+class PositionStudyModel(nn.Module):
+    """Embedding (+ positions), one causal attention layer, linear read-out.
+
+    Input tokens ``(batch, seq)`` -> logits ``(batch, seq, vocab_size)``.
+    ``kind`` is one of ``KINDS``; ``max_positions`` is the size of the learned table.
+    """
+
+    def __init__(
+        self, kind: str, vocab_size: int = 16, dim: int = 32, max_positions: int = 64
+    ):
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        self.kind = kind
+        self.embed = nn.Embedding(vocab_size, dim)
+        if kind == "sinusoidal":
+            self.positions = SinusoidalPositions(dim)
+        elif kind == "learned":
+            self.positions = LearnedPositions(max_positions, dim)
+        self.W_q = nn.Linear(dim, dim)
+        self.W_k = nn.Linear(dim, dim)
+        self.W_v = nn.Linear(dim, dim)
+        self.readout = nn.Linear(dim, vocab_size)
+
+    def forward(self, tokens: Tensor) -> tuple[Tensor, Tensor]:
+        """Returns logits ``(batch, seq, vocab)`` and weights ``(batch, seq, seq)``."""
+        x = self.embed(tokens)
+        if self.kind in ("sinusoidal", "learned"):
+            x = self.positions(x)
+        q, k, v = self.W_q(x), self.W_k(x), self.W_v(x)
+        if self.kind == "rope":
+            q, k = apply_rope(q), apply_rope(k)
+        mask = causal_mask(tokens.shape[-1], device=tokens.device)
+        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        return self.readout(out), weights
+
+
+def copy_back_loss(model: PositionStudyModel, batch: tuple[Tensor, Tensor]) -> Tensor:
+    tokens, targets = batch
+    logits, _ = model(tokens)
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+
+
+def train_copy_back(
+    kind: str,
+    train_length: int = 16,
+    max_positions: int = 64,
+    steps: int = 300,
+    batch_size: int = 64,
+    vocab_size: int = 16,
+    dim: int = 32,
+    offset: int = 2,
+    seed: int = 0,
+    progress: bool = False,
+) -> PositionStudyModel:
+    """Train a :class:`PositionStudyModel` on fresh batches of length ``train_length``."""
+    set_seed(seed)
+    model = PositionStudyModel(kind, vocab_size, dim, max_positions)
+    generator = torch.Generator().manual_seed(seed)
+
+    def batches():
+        while True:
+            yield copy_back_task(
+                batch_size, train_length, vocab_size, offset, generator
+            )
+
+    fit(
+        model,
+        copy_back_loss,
+        batches(),
+        steps,
+        learning_rate=1e-2,
+        description=kind,
+        progress=progress,
+    )
+    return model
+
+
+@torch.no_grad()
+def accuracy_by_position(
+    model: PositionStudyModel,
+    length: int,
+    num_sequences: int = 200,
+    offset: int = 2,
+    seed: int = 1,
+) -> Tensor:
+    """``(length,)``: the fraction of test sequences answered right at each position
+    (NaN at positions t < offset, which have no answer)."""
+    vocab_size = model.embed.num_embeddings
+    generator = torch.Generator().manual_seed(seed)
+    tokens, targets = copy_back_task(
+        num_sequences, length, vocab_size, offset, generator
+    )
+    logits, _ = model(tokens)
+    right = (logits.argmax(-1) == targets).double().mean(0)
+    right[:offset] = float("nan")
+    return right
+
+
+def accuracy(
+    model: PositionStudyModel,
+    length: int,
+    num_sequences: int = 200,
+    offset: int = 2,
+    seed: int = 1,
+    from_position: int = 0,
+) -> float:
+    """Mean accuracy over positions ``max(offset, from_position) .. length - 1``."""
+    per_position = accuracy_by_position(model, length, num_sequences, offset, seed)
+    return per_position[max(offset, from_position) :].mean().item()
+
+
+def length_generalisation(
+    train_length: int = 16,
+    test_lengths: tuple[int, ...] = (16, 24, 32),
+    steps: int = 300,
+    seeds: tuple[int, ...] = (0,),
+    kinds: tuple[str, ...] = KINDS,
+    **config,
+) -> dict[str, dict[int, float]]:
+    """Train each kind (once per seed) and test it at every length.
+
+    Returns ``{kind: {length: accuracy}}``, the accuracy averaged over seeds and over
+    all answerable positions of the test sequences, and ``{kind + " beyond": {length:
+    accuracy}}``, the accuracy on the positions at or beyond ``train_length`` only (for
+    the test lengths longer than training).
+    """
+    max_positions = max(max(test_lengths), train_length)
+    results: dict[str, dict[int, float]] = {}
+    for kind in kinds:
+        models = [
+            train_copy_back(kind, train_length, max_positions, steps, seed=s, **config)
+            for s in seeds
+        ]
+        offset = config.get("offset", 2)
+        results[kind] = {
+            n: sum(accuracy(m, n, offset=offset) for m in models) / len(models)
+            for n in test_lengths
+        }
+        results[kind + " beyond"] = {
+            n: sum(
+                accuracy(m, n, offset=offset, from_position=train_length)
+                for m in models
+            )
+            / len(models)
+            for n in test_lengths
+            if n > train_length
+        }
+    return results
+
+
+def length_generalisation_rows(
+    train_length: int = 16,
+    test_lengths: tuple[int, ...] = (16, 24, 32, 48, 64),
+    steps: int = 600,
+    seeds: tuple[int, ...] = (0, 1, 2),
+) -> list[tuple[str, str, str]]:
+    """``make bench``'s rows: accuracy of each kind at each test length, and on the
+    positions beyond ``train_length`` alone, averaged over ``seeds``."""
+    results = length_generalisation(train_length, test_lengths, steps, seeds)
+    rows = []
+    for kind in KINDS:
+        for n in test_lengths:
+            beyond = results[kind + " beyond"].get(n)
+            note = f"trained on n = {train_length}, {steps} steps, {len(seeds)} seeds"
+            if beyond is not None:
+                note = f"positions >= {train_length}: {beyond:.1%}; " + note
+            rows.append(
+                (
+                    f"copy 2 back, {kind} positions, n = {n}",
+                    f"{results[kind][n]:.1%}",
+                    note,
+                )
+            )
+    return rows

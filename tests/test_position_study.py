@@ -1,0 +1,75 @@
+"""The length-generalisation study of Unit 06 (tiny configurations; make bench runs it full)."""
+
+import math
+
+import pytest
+import torch
+
+from attention_kit import bench
+from attention_kit.position_study import (
+    IGNORE,
+    KINDS,
+    PositionStudyModel,
+    accuracy_by_position,
+    copy_back_task,
+    length_generalisation_rows,
+    train_copy_back,
+)
+
+
+def test_copy_back_targets():
+    tokens, targets = copy_back_task(
+        3, 6, offset=2, generator=torch.Generator().manual_seed(0)
+    )
+    assert (targets[:, :2] == IGNORE).all()
+    assert torch.equal(targets[:, 2:], tokens[:, :-2])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_model_shapes_and_causality(kind):
+    torch.manual_seed(0)
+    model = PositionStudyModel(kind, vocab_size=5, dim=8, max_positions=12)
+    tokens = torch.randint(0, 5, (2, 7))
+    logits, weights = model(tokens)
+    assert logits.shape == (2, 7, 5) and weights.shape == (2, 7, 7)
+    assert (weights.triu(1) == 0).all()
+    # changing a later token leaves earlier outputs unchanged
+    changed = tokens.clone()
+    changed[:, 5] = (changed[:, 5] + 1) % 5
+    assert torch.allclose(model(changed)[0][:, :5], logits[:, :5])
+
+
+def test_no_positions_cannot_tell_order_rope_can():
+    """Without positions, the last output depends on the set of earlier tokens only."""
+    torch.manual_seed(0)
+    tokens = torch.tensor([[1, 2, 3, 4]])
+    swapped = torch.tensor([[2, 1, 3, 4]])
+    for kind, same in [("none", True), ("rope", False), ("sinusoidal", False)]:
+        model = PositionStudyModel(kind, vocab_size=5, dim=8)
+        last, last_swapped = model(tokens)[0][0, -1], model(swapped)[0][0, -1]
+        assert torch.allclose(last, last_swapped, atol=1e-6) == same, kind
+
+
+def test_learned_positions_table_has_rows_for_the_longest_test():
+    model = PositionStudyModel("learned", max_positions=10)
+    model(torch.zeros(1, 10, dtype=torch.long))
+    with pytest.raises(IndexError):
+        model(torch.zeros(1, 11, dtype=torch.long))
+
+
+def test_training_runs_and_rope_learns_a_little():
+    model = train_copy_back("rope", train_length=8, max_positions=16, steps=40, dim=16)
+    per_position = accuracy_by_position(model, 16, num_sequences=50)
+    assert per_position.shape == (16,)
+    assert math.isnan(per_position[0]) and math.isnan(per_position[1])
+    assert per_position[2:].mean() > 1 / 16  # better than chance after 40 steps
+
+
+def test_bench_rows_tiny_config():
+    rows = length_generalisation_rows(
+        train_length=6, test_lengths=(6, 12), steps=3, seeds=(0,)
+    )
+    assert len(rows) == len(KINDS) * 2
+    assert all(len(row) == 3 for row in rows)
+    assert "positions >= 6" in rows[1][2]
+    assert "positions" in bench.MEASUREMENTS
