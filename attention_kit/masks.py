@@ -1,4 +1,9 @@
-"""Boolean attention masks. True means "may attend" (PyTorch SDPA's convention)."""
+"""Boolean attention masks. True means "may attend".
+
+That is the convention of ``F.scaled_dot_product_attention``'s boolean ``attn_mask``.
+``nn.MultiheadAttention`` and ``nn.Transformer*`` read a boolean mask the other way round
+(True = NOT allowed): convert with :func:`to_torch_mha_mask`.
+"""
 
 from __future__ import annotations
 
