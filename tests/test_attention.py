@@ -135,7 +135,8 @@ def test_scaled_dot_product_attention_matches_pytorch(with_mask):
     if with_mask:
         mask = random(2, 1, 6, 7, seed=4) > 0
         # every row keeps a key, so the comparison does not depend on what PyTorch does
-        # with an empty row (torch 2.13: SDPA returns zeros, nn.MultiheadAttention NaN)
+        # with an empty row (torch 2.13: SDPA returns zeros; nn.MultiheadAttention returns
+        # NaN with need_weights=True, its default, and zeros with need_weights=False)
         mask[..., 0] = True
     out, weights = scaled_dot_product_attention(q, k, v, mask)
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
