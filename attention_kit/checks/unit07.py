@@ -1,0 +1,330 @@
+"""Checkers for Lab 07: causal and padding masks, and a test for future leakage."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..masks import causal_mask, padded_causal_mask, padding_mask
+from .core import Checker, describe, exercise, random_generator
+
+
+def _bool_mask(
+    c: Checker, value: Any, what: str, shape: tuple[int, ...], hint: str
+) -> Tensor:
+    """Check that ``value`` is a boolean tensor of ``shape``; return it on the CPU."""
+    if not isinstance(value, Tensor):
+        c.fail(f"{what} should be a torch.Tensor, but it is {describe(value)}.")
+    if value.dtype != torch.bool:
+        c.fail(
+            f"{what} has dtype {value.dtype}; a mask in this course is boolean (True = may "
+            "attend). A float 0/1 mask would be read as numbers ADDED to the scores by "
+            "PyTorch. Build it with a comparison or call .bool() on it."
+        )
+    if tuple(value.shape) != shape:
+        c.fail(f"{what} has shape {tuple(value.shape)}, expected {shape}. {hint}")
+    c.passed += 1
+    return value.detach().cpu()
+
+
+def _expect_mask(
+    c: Checker,
+    actual: Tensor,
+    expected: Tensor,
+    hint: str,
+    mistakes: list[tuple[Tensor, str]],
+) -> None:
+    """One check: two boolean masks are equal; a known wrong mask gives its own hint."""
+    if torch.equal(actual, expected):
+        c.passed += 1
+        return
+    for wrong, mistake_hint in mistakes:
+        if wrong.shape == actual.shape and torch.equal(actual, wrong):
+            c.fail(mistake_hint)
+    index = tuple(int(i) for i in torch.nonzero(actual != expected)[0])
+    c.fail(
+        f"{hint}\nFirst difference at index {index}: expected {bool(expected[index])}, "
+        f"got {bool(actual[index])}."
+    )
+
+
+@exercise("07.1", "causal_mask")
+def check_causal_mask(c: Checker, answer) -> None:
+    for n in (5, 1, 8):
+        mask = _bool_mask(
+            c,
+            c.call(answer, n),
+            f"causal_mask({n})",
+            (n, n),
+            "One row per query and one column per key: (n, n).",
+        )
+        ones = torch.ones(n, n, dtype=torch.bool)
+        _expect_mask(
+            c,
+            mask,
+            causal_mask(n),
+            f"causal_mask({n}): query i (row) may attend to keys j <= i (columns), so the "
+            "mask is True on and below the diagonal.",
+            mistakes=[]
+            if n == 1
+            else [
+                (
+                    ones.triu(diagonal=1),
+                    "this is nn.MultiheadAttention's convention (True = NOT allowed, above "
+                    "the diagonal). In this course True means 'may attend': on and below "
+                    "the diagonal, torch.tril.",
+                ),
+                (
+                    ones.triu(),
+                    "you built the upper triangle (triu): that lets query 0 see every "
+                    "future key. Keys j <= i are the lower triangle: torch.tril.",
+                ),
+                (
+                    ones.tril(diagonal=-1),
+                    "the diagonal is excluded: each token may attend to itself (j = i), "
+                    "otherwise token 0 has no key at all. Use tril with diagonal=0.",
+                ),
+                (
+                    ones.tril(diagonal=1),
+                    "off by one: with diagonal=1 each query also sees the NEXT token, the "
+                    "very token it should predict. Use tril with diagonal=0.",
+                ),
+                (
+                    ~ones.tril(),
+                    "the mask is inverted: True means 'may attend' (keys j <= i).",
+                ),
+                (
+                    ones,
+                    "every entry is True: this mask lets every token see the future.",
+                ),
+            ],
+        )
+
+
+def _padded_mistakes(lengths: Tensor, n: int) -> list[tuple[Tensor, str]]:
+    causal = causal_mask(n)
+    keys = padding_mask(lengths, n)
+    return [
+        (
+            causal | keys[:, None, :],
+            "you combined the masks with OR (|): a key must be allowed by BOTH masks, "
+            "causal AND padding (&).",
+        ),
+        (
+            causal & keys[:, :, None],
+            "the padding mask is applied to the queries (rows) instead of the keys "
+            "(columns), which blanks the whole row of every padded query. Mask the keys "
+            "only, padding[:, None, :]: a padded query keeps the real keys before it (its "
+            "output is ignored anyway).",
+        ),
+        (
+            causal.expand(len(lengths), n, n),
+            "the padding is missing: key j of sequence b is allowed only if j < "
+            "lengths[b].",
+        ),
+        (
+            keys[:, None, :].expand(len(lengths), n, n),
+            "the causal part is missing: query i may only see keys j <= i.",
+        ),
+        (
+            causal & (torch.arange(n) <= lengths[:, None])[:, None, :],
+            "off by one in the padding: a sequence of length L has real tokens at "
+            "positions 0..L-1, so keep keys j < L (not j <= L).",
+        ),
+        (
+            causal.T & keys[:, None, :],
+            "the causal part is transposed (upper triangle): query i may see keys j <= "
+            "i, torch.tril.",
+        ),
+    ]
+
+
+@exercise("07.2", "padded_causal_mask")
+def check_padded_causal_mask(c: Checker, answer) -> None:
+    cases = [
+        (torch.tensor([5, 3, 1, 4]), 5, "a batch of four sequences"),
+        (torch.tensor([2, 6, 4]), 7, "n larger than every length"),
+        (torch.tensor([3]), 3, "a batch of one sequence, no padding"),
+        (torch.tensor([1, 1]), 1, "n = 1"),
+        (torch.tensor([3, 0]), 4, "a sequence of length 0"),
+    ]
+    for lengths, n, description in cases:
+        batch = len(lengths)
+        value = c.call(
+            answer,
+            lengths,
+            n,
+            error_hint="lengths is a tensor (batch,); compare torch.arange(n) with "
+            "lengths[:, None] to get the (batch, n) padding mask.",
+        )
+        shape_hint = "One (n, n) mask per sequence: (batch, n, n)."
+        if isinstance(value, Tensor) and tuple(value.shape) == (batch, 1, n, n):
+            shape_hint = "Return (batch, n, n), without the head axis."
+        elif isinstance(value, Tensor) and value.dim() == 3 and value.shape[-1] != n:
+            shape_hint = (
+                "Build the masks with the n you are given, not with the longest length: "
+                "the batch is padded to n, which may be longer than every sequence."
+            )
+        mask = _bool_mask(
+            c, value, f"padded_causal_mask for {description}", (batch, n, n), shape_hint
+        )
+        _expect_mask(
+            c,
+            mask,
+            padded_causal_mask(lengths, n),
+            f"padded_causal_mask for {description} (lengths {lengths.tolist()}, n = {n}): "
+            "query i of sequence b may attend to key j when j <= i AND j < lengths[b].",
+            mistakes=_padded_mistakes(lengths, n),
+        )
+    # The length-0 sequence's rows are empty; masked_softmax turns them into zeros.
+    c.expect(not padded_causal_mask(torch.tensor([0]), 2).any(), "internal: empty rows")
+
+
+# --- the leakage test -------------------------------------------------------------
+
+
+class _HiddenModel:
+    """One self-attention layer with fixed random weights and a chosen mask rule."""
+
+    def __init__(
+        self, mask_rule: Callable[[int], Tensor | None], seed: int, dim: int = 6
+    ):
+        g = random_generator(seed)
+        self.mask_rule = mask_rule
+        self.w = torch.randn(dim, 3 * dim, generator=g) / math.sqrt(dim)
+        self.w_out = torch.randn(dim, dim, generator=g) / math.sqrt(dim)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        q, k, v = (x @ self.w.to(x.dtype)).chunk(3, dim=-1)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        mask = self.mask_rule(x.shape[1])
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        out = torch.softmax(scores, dim=-1) @ v
+        return x + out @ self.w_out.to(x.dtype)  # a residual, like a real block
+
+
+def _with_extra(pairs: list[tuple[int, int]]) -> Callable[[int], Tensor]:
+    def rule(n: int) -> Tensor:
+        mask = causal_mask(n)
+        for i, j in pairs:
+            mask[i % n, j % n] = True
+        return mask
+
+    return rule
+
+
+def _positionwise(x: Tensor) -> Tensor:
+    return torch.tanh(x) * 2 + 1  # no attention at all: nothing leaks
+
+
+def _sdpa_causal(x: Tensor) -> Tensor:
+    return torch.nn.functional.scaled_dot_product_attention(x, x, x, is_causal=True)
+
+
+def _hidden_models(n: int) -> list[tuple[str, Callable[[Tensor], Tensor], list[int]]]:
+    """(description, model, positions that see the future) for inputs of length n."""
+    every = list(range(n - 1))
+    return [
+        ("a correct causal model", _HiddenModel(causal_mask, 701), []),
+        ("PyTorch's SDPA with is_causal=True", _sdpa_causal, []),
+        ("a position-wise model (no attention)", _positionwise, []),
+        (
+            "a mask off by one (tril with diagonal=1)",
+            _HiddenModel(lambda m: torch.ones(m, m, dtype=torch.bool).tril(1), 702),
+            every,
+        ),
+        ("a model with no mask", _HiddenModel(lambda m: None, 703), every),
+        (
+            "a mask built for length 12 and sliced from the wrong corner",
+            _HiddenModel(lambda m: causal_mask(12)[12 - m :, :m], 704),
+            every,
+        ),
+        (
+            "a model where only position n-2 sees position n-1",
+            _HiddenModel(_with_extra([(-2, -1)]), 705),
+            [n - 2],
+        ),
+        (
+            "a model where only position 1 sees position 4 (and nothing else leaks)",
+            _HiddenModel(_with_extra([(1, 4)]), 706),
+            [1],
+        ),
+    ]
+
+
+def _positions(c: Checker, value: Any, what: str) -> list[int]:
+    if isinstance(value, bool):
+        c.fail(
+            f"{what} returned {value}; return the LIST of positions t whose output "
+            "changes, e.g. [] for a model that does not leak."
+        )
+    if isinstance(value, Tensor):
+        value = value.flatten().tolist()
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(t, int) and not isinstance(t, bool) for t in value
+    ):
+        c.fail(
+            f"{what} should return a list of ints (positions), but it returned "
+            f"{describe(value)}."
+        )
+    return list(value)
+
+
+@exercise("07.3", "leaks_future")
+def check_leaks_future(c: Checker, answer) -> None:
+    g = random_generator(703)
+    for batch, n in ((2, 6), (1, 7)):
+        inputs = torch.randn(batch, n, 6, generator=g)
+        for description, model, expected in _hidden_models(n):
+            what = f"leaks_future on {description} (inputs {tuple(inputs.shape)})"
+            found = _positions(c, c.call(answer, model, inputs), what)
+            if found == expected:
+                c.passed += 1
+                continue
+            if not expected:
+                c.fail(
+                    f"{what} returned {found}, but this model does not leak: its outputs "
+                    "up to t stay exactly the same whatever comes after t. Change only "
+                    "the inputs AFTER t (inputs[:, t + 1:]), compare only the output AT "
+                    "t, and run the model on the original inputs for the comparison."
+                )
+            if not found:
+                c.fail(
+                    f"{what} found no leak, but the positions {expected} see the future. "
+                    "For EVERY position t from 0 to n - 2, change ALL the inputs after t "
+                    "(not just the last one, or the next one) and compare the output at t."
+                )
+            if set(found) < set(expected):
+                c.fail(
+                    f"{what} returned {found}, but the positions {expected} see the "
+                    "future. Test EVERY position t from 0 to n - 2, not only some."
+                )
+            if set(found) > set(expected) and n - 2 not in expected:
+                c.fail(
+                    f"{what} returned {found}; only {expected} see the future. Report t "
+                    "only when the output AT position t changes (out[:, t]), not when an "
+                    "earlier output changes."
+                )
+            c.fail(
+                f"{what} returned {found}; the positions that see the future are "
+                f"{expected}. Check every t from 0 to n - 2, change every input after t, "
+                "and compare out[:, t] before and after."
+            )
+    # n = 1: there is no future to change.
+    found = _positions(
+        c,
+        c.call(
+            answer, _HiddenModel(lambda m: None, 707), torch.randn(2, 1, 6, generator=g)
+        ),
+        "leaks_future on inputs of length n = 1",
+    )
+    c.expect(
+        found == [],
+        f"with n = 1 there is no position after 0, so nothing can leak: return [] "
+        f"(you returned {found}).",
+    )

@@ -1,0 +1,258 @@
+"""Lab 07's checkers: references pass; MISTAKES run in test_checks.py; edge cases here."""
+
+import torch
+
+from attention_kit.checks import (
+    check_causal_mask,
+    check_leaks_future,
+    check_padded_causal_mask,
+)
+from attention_kit.masks import causal_mask, padded_causal_mask, padding_mask
+from conftest import assert_fails_with, assert_passes
+
+# --- 07.1 causal_mask ------------------------------------------------------------------
+
+
+def causal_einsum_style(n):  # a correct answer written differently
+    i = torch.arange(n)
+    return i[None, :] <= i[:, None]
+
+
+def causal_float(n):
+    return torch.ones(n, n).tril()
+
+
+def causal_triu(n):
+    return torch.ones(n, n, dtype=torch.bool).triu()
+
+
+def causal_mha_convention(n):
+    return torch.ones(n, n, dtype=torch.bool).triu(diagonal=1)
+
+
+def causal_no_diagonal(n):
+    return torch.ones(n, n, dtype=torch.bool).tril(diagonal=-1)
+
+
+def causal_off_by_one(n):
+    return torch.ones(n, n, dtype=torch.bool).tril(diagonal=1)
+
+
+def causal_fixed_size(n):
+    return torch.ones(5, 5, dtype=torch.bool).tril()
+
+
+def causal_int(n):
+    return torch.ones(n, n, dtype=torch.long).tril()
+
+
+# --- 07.2 padded_causal_mask -----------------------------------------------------------
+
+
+def padded_broadcast_style(lengths, n):  # correct, written with torch.where and float64
+    positions = torch.arange(n, dtype=torch.float64)
+    real = positions[None, :] < lengths[:, None].double()
+    causal = torch.where(positions[None, :] <= positions[:, None], True, False)
+    return causal[None] & real[:, None, :]
+
+
+def padded_with_head_axis(lengths, n):
+    return padded_causal_mask(lengths, n)[:, None]
+
+
+def padded_or(lengths, n):
+    return causal_mask(n) | padding_mask(lengths, n)[:, None, :]
+
+
+def padded_on_queries(lengths, n):
+    return causal_mask(n) & padding_mask(lengths, n)[:, :, None]
+
+
+def padded_queries_and_keys(lengths, n):
+    keys = padding_mask(lengths, n)
+    return causal_mask(n) & keys[:, None, :] & keys[:, :, None]
+
+
+def padded_max_length(lengths, n):
+    longest = int(lengths.max())
+    return causal_mask(longest) & padding_mask(lengths, longest)[:, None, :]
+
+
+def padded_float(lengths, n):
+    return padded_causal_mask(lengths, n).float()
+
+
+def padded_no_padding(lengths, n):
+    return causal_mask(n).expand(len(lengths), n, n)
+
+
+def padded_le_length(lengths, n):
+    return causal_mask(n) & (torch.arange(n) <= lengths[:, None])[:, None, :]
+
+
+def padded_in_place(lengths, n):
+    lengths.clamp_(min=1)  # "a sequence needs at least one token"
+    return padded_causal_mask(lengths, n)
+
+
+# --- 07.3 leaks_future -----------------------------------------------------------------
+
+
+def leaks_reference(model, inputs):
+    """The lab's solution: change everything after t, compare the output at t exactly."""
+    reference = model(inputs)
+    found = []
+    for t in range(inputs.shape[1] - 1):
+        changed = inputs.clone()
+        changed[:, t + 1 :] = torch.randn(changed[:, t + 1 :].shape)
+        if not torch.equal(model(changed)[:, t], reference[:, t]):
+            found.append(t)
+    return found
+
+
+def leaks_allclose_tensor(model, inputs):  # correct variant: tolerance, tensor result
+    reference = model(inputs)
+    found = []
+    for t in range(inputs.shape[1] - 1):
+        changed = inputs.clone()
+        changed[:, t + 1 :] = changed[:, t + 1 :] * -3.0 + 1.0
+        if not torch.allclose(model(changed)[:, t], reference[:, t], atol=1e-6):
+            found.append(t)
+    return torch.tensor(found, dtype=torch.long)
+
+
+def leaks_always(model, inputs):
+    return list(range(inputs.shape[1] - 1))
+
+
+def leaks_only_last(model, inputs):
+    t = inputs.shape[1] - 2
+    changed = inputs.clone()
+    changed[:, t + 1 :] = torch.randn(changed[:, t + 1 :].shape)
+    return [] if torch.equal(model(changed)[:, t], model(inputs)[:, t]) else [t]
+
+
+def leaks_next_token_only(model, inputs):
+    reference = model(inputs)
+    found = []
+    for t in range(inputs.shape[1] - 1):
+        changed = inputs.clone()
+        changed[:, t + 1] = torch.randn(changed[:, t + 1].shape)
+        if not torch.equal(model(changed)[:, t], reference[:, t]):
+            found.append(t)
+    return found
+
+
+def leaks_whole_output(model, inputs):
+    reference = model(inputs)
+    found = []
+    for t in range(inputs.shape[1] - 1):
+        changed = inputs.clone()
+        changed[:, t + 1 :] = torch.randn(changed[:, t + 1 :].shape)
+        if not torch.equal(model(changed), reference):
+            found.append(t)
+    return found
+
+
+def leaks_prefix(model, inputs):
+    reference = model(inputs)
+    found = []
+    for t in range(inputs.shape[1] - 1):
+        changed = inputs.clone()
+        changed[:, t + 1 :] = torch.randn(changed[:, t + 1 :].shape)
+        if not torch.equal(model(changed)[:, : t + 1], reference[:, : t + 1]):
+            found.append(t)
+    return found
+
+
+def leaks_bool(model, inputs):
+    return bool(leaks_reference(model, inputs))
+
+
+def leaks_change_from_t(model, inputs):  # changes position t itself too
+    reference = model(inputs)
+    found = []
+    for t in range(inputs.shape[1] - 1):
+        changed = inputs.clone()
+        changed[:, t:] = torch.randn(changed[:, t:].shape)
+        if not torch.equal(model(changed)[:, t], reference[:, t]):
+            found.append(t)
+    return found
+
+
+def leaks_n1_crash(model, inputs):
+    if inputs.shape[1] == 1:
+        return [0]
+    return leaks_reference(model, inputs)
+
+
+MISTAKES = [
+    (check_causal_mask, causal_float, "dtype"),
+    (check_causal_mask, causal_int, "boolean"),
+    (check_causal_mask, causal_triu, "triu"),
+    (check_causal_mask, causal_mha_convention, "nn.MultiheadAttention"),
+    (check_causal_mask, causal_no_diagonal, "diagonal is excluded"),
+    (check_causal_mask, causal_off_by_one, "NEXT token"),
+    (check_causal_mask, causal_fixed_size, "(n, n)"),
+    (check_padded_causal_mask, padded_or, "AND"),
+    (check_padded_causal_mask, padded_on_queries, "instead of the keys"),
+    (check_padded_causal_mask, padded_queries_and_keys, "keys only"),
+    (check_padded_causal_mask, padded_max_length, "longest length"),
+    (check_padded_causal_mask, padded_with_head_axis, "without the head axis"),
+    (check_padded_causal_mask, padded_float, "dtype"),
+    (check_padded_causal_mask, padded_no_padding, "padding is missing"),
+    (check_padded_causal_mask, padded_le_length, "j < L"),
+    (check_padded_causal_mask, padded_in_place, "in place"),
+    (check_leaks_future, leaks_always, "does not leak"),
+    (check_leaks_future, leaks_only_last, "EVERY position"),
+    (check_leaks_future, leaks_next_token_only, "ALL the inputs after t"),
+    (check_leaks_future, leaks_whole_output, "AT t"),
+    (check_leaks_future, leaks_prefix, "earlier output"),
+    (check_leaks_future, leaks_bool, "LIST"),
+    (check_leaks_future, leaks_change_from_t, "AFTER t"),
+    (check_leaks_future, leaks_n1_crash, "n = 1"),
+]
+
+
+def test_reference_answers_pass(capsys):
+    assert_passes(check_causal_mask, causal_mask, capsys)
+    assert_passes(check_causal_mask, causal_einsum_style, capsys)
+    assert_passes(check_padded_causal_mask, padded_causal_mask, capsys)
+    assert_passes(check_padded_causal_mask, padded_broadcast_style, capsys)
+    assert_passes(check_leaks_future, leaks_reference, capsys)
+    assert_passes(check_leaks_future, leaks_allclose_tensor, capsys)
+
+
+def test_the_kit_leakage_test_agrees_with_the_hidden_models(capsys):
+    from attention_kit.masks import leaks_future
+
+    def kit_positions(model, inputs):
+        findings = leaks_future(model, inputs, use_gradients=False)
+        words = [f.split() for f in findings]
+        return sorted({int(w[3]) for w in words if w[3] == w[10]})
+
+    # a finding names (output position s, "after position" t); keep those with s == t
+    assert_passes(check_leaks_future, kit_positions, capsys)
+
+
+def test_length_zero_rows_are_empty_and_give_zero_weights():
+    from attention_kit.attention import masked_softmax
+
+    mask = padded_causal_mask(torch.tensor([0, 2]), 3)
+    assert not mask[0].any()
+    weights = masked_softmax(torch.randn(2, 3, 3), mask)
+    assert (weights[0] == 0).all() and not weights.isnan().any()
+
+
+def test_a_wrong_answer_on_one_edge_case_only_is_caught():
+    def wrong_for_n1(n):
+        return causal_mask(n) if n > 1 else torch.zeros(1, 1, dtype=torch.bool)
+
+    assert_fails_with(check_causal_mask, wrong_for_n1, "causal_mask(1)")
+
+    def wrong_for_empty(lengths, n):
+        mask = padded_causal_mask(lengths, n)
+        mask[lengths == 0, :, 0] = True  # "every row needs a key"
+        return mask
+
+    assert_fails_with(check_padded_causal_mask, wrong_for_empty, "length 0")
