@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import attention_kit.checks
@@ -24,13 +25,22 @@ def stub(*args):
     raise NotImplementedError("Exercise NN.k")
 
 
-def naive_softmax(scores):
-    return torch.exp(scores) / torch.exp(scores).sum(dim=-1, keepdim=True)
+def softmax_shifted_by(shift, dim=-1):
+    """A hand-written softmax over ``dim`` that subtracts ``shift(scores)`` first."""
+
+    def answer(scores):
+        exponentials = torch.exp(scores - shift(scores))
+        return exponentials / exponentials.sum(dim=dim, keepdim=True)
+
+    return answer
 
 
-def softmax_minus_global_max(scores):
-    shifted = torch.exp(scores - scores.max())
-    return shifted / shifted.sum(dim=-1, keepdim=True)
+def row_max(scores):
+    return scores.max(dim=-1, keepdim=True).values
+
+
+stable_softmax = softmax_shifted_by(row_max)
+naive_softmax = softmax_shifted_by(lambda s: 0.0)
 
 
 def softmax_without_keepdim(scores):
@@ -38,9 +48,34 @@ def softmax_without_keepdim(scores):
     return shifted / shifted.sum(dim=-1, keepdim=True)
 
 
+def softmax_without_values(scores):
+    shifted = torch.exp(scores - scores.max(dim=-1, keepdim=True))
+    return shifted / shifted.sum(dim=-1, keepdim=True)
+
+
 def in_place_softmax(scores):
     scores.sub_(scores.max(dim=-1, keepdim=True).values).exp_()
     return scores.div_(scores.sum(dim=-1, keepdim=True))
+
+
+def softmax_over_dim_1(scores):
+    shifted = torch.exp(scores - scores.max(dim=1, keepdim=True).values)
+    return shifted / shifted.sum(dim=1, keepdim=True)
+
+
+def softmax_2d_only(scores):
+    shifted = torch.exp(scores - scores.max(dim=1, keepdim=True).values)
+    return shifted / shifted.sum(dim=1, keepdim=True)
+
+
+def softmax_by_logsumexp(scores):
+    return torch.exp(scores - torch.logsumexp(scores, dim=-1, keepdim=True))
+
+
+def softmax_in_float64(scores):
+    scores = scores.double()
+    shifted = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+    return shifted / shifted.sum(dim=-1, keepdim=True)
 
 
 def nw_scores(score):
@@ -78,39 +113,109 @@ def nw_transposed(queries, keys, values, bandwidth):
     return predictions, weights.T
 
 
+def nw_averages_keys(queries, keys, values, bandwidth):
+    weights = nadaraya_watson(queries, keys, values, bandwidth)[1]
+    return weights @ keys, weights
+
+
+def nw_squeezed(queries, keys, values, bandwidth):
+    predictions, weights = nadaraya_watson(queries, keys, values, bandwidth)
+    return predictions.squeeze(), weights.squeeze()
+
+
+def nw_in_place(queries, keys, values, bandwidth):
+    queries -= 0  # harmless so far
+    differences = queries[:, None] - keys[None, :]
+    differences.pow_(2)
+    weights = torch.softmax(-differences / (2 * bandwidth**2), dim=-1)
+    values.mul_(1.0)
+    keys.sub_(keys.mean())
+    return weights @ values, weights
+
+
+def nw_einsum(queries, keys, values, bandwidth):
+    differences = queries.double()[:, None] - keys.double()[None, :]
+    weights = torch.softmax(-differences.square() / (2 * bandwidth**2), dim=-1)
+    return torch.einsum("nm,m->n", weights, values.double()), weights
+
+
 REFERENCES = [
-    (check_softmax, lambda s: torch.softmax(s, dim=-1), "softmax: 5/5"),
-    (check_attention_pool, lambda w, v: w @ v, "attention_pool: 3/3"),
+    (check_softmax, stable_softmax, "softmax: 9/9"),
+    (check_softmax, softmax_by_logsumexp, "9/9"),
+    (check_softmax, softmax_in_float64, "9/9"),
+    (
+        check_softmax,
+        lambda s: torch.exp(s - row_max(s)).div(
+            torch.exp(s - row_max(s)).sum(-1, keepdim=True)
+        ),
+        "9/9",
+    ),
+    (check_attention_pool, lambda w, v: w @ v, "attention_pool: 5/5"),
     (
         check_attention_pool,
         lambda w, v: torch.einsum("...nm,...md->...nd", w, v),
-        "3/3",
+        "5/5",
     ),
-    (check_nadaraya_watson, nadaraya_watson, "nadaraya_watson: 4/4"),
+    (check_attention_pool, lambda w, v: torch.matmul(w.double(), v.double()), "5/5"),
+    (
+        check_attention_pool,
+        lambda w, v: (w.unsqueeze(-1) * v.unsqueeze(-3)).sum(dim=-2),
+        "5/5",
+    ),
+    (check_nadaraya_watson, nadaraya_watson, "nadaraya_watson: 6/6"),
+    (check_nadaraya_watson, nw_einsum, "6/6"),
 ]
 
 MISTAKES = [
     # (checker, wrong answer, words the hint must contain)
     (check_softmax, naive_softmax, "Subtract each row's maximum"),
     (check_softmax, in_place_softmax, "changed its input `scores` in place"),
-    (check_softmax, softmax_minus_global_max, "Subtract each row's maximum"),
     (
         check_softmax,
-        lambda s: torch.softmax(s, dim=0),
-        "over the keys, the last dimension",
+        softmax_shifted_by(lambda s: s.max()),
+        "Subtract each row's maximum",
     ),
+    (
+        check_softmax,
+        softmax_shifted_by(lambda s: s.min(dim=-1, keepdim=True).values),
+        "MAXIMUM (not its minimum",
+    ),
+    (
+        check_softmax,
+        softmax_shifted_by(lambda s: s.mean(dim=-1, keepdim=True)),
+        "MAXIMUM (not its minimum",
+    ),
+    (check_softmax, softmax_shifted_by(lambda s: s[..., :1]), "MAXIMUM"),
+    (
+        check_softmax,
+        softmax_shifted_by(lambda s: s.amax(dim=-2, keepdim=True)),
+        "one number per row",
+    ),
+    (check_softmax, softmax_shifted_by(row_max, dim=0), "over the keys, the last"),
     (check_softmax, torch.exp, "divide exp(scores) by its row sum"),
     (check_softmax, softmax_without_keepdim, "keepdim=True"),
+    (check_softmax, softmax_without_values, ".values"),
     (check_softmax, lambda s: s / s.sum(dim=-1, keepdim=True), "negative"),
-    (check_softmax, lambda s: torch.softmax(s, dim=1), "you normalised over dim=1"),
-    (check_softmax, lambda s: torch.softmax(s, -1).numpy(), "numpy array"),
+    (check_softmax, softmax_over_dim_1, "you normalised over dim=1"),
+    (check_softmax, softmax_2d_only, "dim=1"),
+    (check_softmax, lambda s: torch.softmax(s, dim=-1), "write the softmax yourself"),
+    (check_softmax, lambda s: s.softmax(-1), "write the softmax yourself"),
+    (check_softmax, lambda s: F.softmax(s, dim=-1), "write the softmax yourself"),
+    (check_softmax, lambda s: nn.Softmax(dim=-1)(s), "write the softmax yourself"),
+    (check_softmax, lambda s: stable_softmax(s).numpy(), "numpy array"),
     (
         check_softmax,
-        lambda s: torch.softmax(s, -1).tolist(),
+        lambda s: stable_softmax(s).tolist(),
         "should be a torch.Tensor",
     ),
-    (check_attention_pool, lambda w, v: w * v, "matrix product"),
-    (check_attention_pool, lambda w, v: w.T @ v, "matrix product"),
+    (
+        check_softmax,
+        lambda s: stable_softmax(s).squeeze(),
+        "shape",
+    ),
+    (check_attention_pool, lambda w, v: w * v, "elementwise"),
+    (check_attention_pool, lambda w, v: w.T @ v, "do not line up"),
+    (check_attention_pool, lambda w, v: v @ w, "values @ weights"),
     (
         check_attention_pool,
         lambda w, v: (w @ v) / w.shape[-1],
@@ -122,6 +227,12 @@ MISTAKES = [
         "not used",
     ),
     (check_attention_pool, torch.mm, "torch.mm"),
+    (check_attention_pool, torch.bmm, "torch.bmm needs 3-D"),
+    (
+        check_attention_pool,
+        lambda w, v: w @ v if w.dim() == 2 else torch.bmm(w, v),
+        "torch.bmm needs 3-D",
+    ),
     (check_attention_pool, lambda w, v: v.T @ w.T, "shape (3, 5), expected (5, 3)"),
     (check_nadaraya_watson, nw_scores(lambda d, h: d**2 / (2 * h**2)), "NEGATIVE"),
     (
@@ -136,6 +247,7 @@ MISTAKES = [
         nw_scores(lambda d, h: -(d**2) / (2 * h)),
         "must be squared",
     ),
+    (check_nadaraya_watson, nw_scores(lambda d, h: -(d**2) / 2 * h**2), "precedence"),
     (
         check_nadaraya_watson,
         nw_scores(lambda d, h: -(d**2) / 2),
@@ -145,10 +257,18 @@ MISTAKES = [
     (check_nadaraya_watson, nw_transposed, "Rows are queries"),
     (check_nadaraya_watson, nw_keys_by_queries, "queries[:, None] - keys[None, :]"),
     (check_nadaraya_watson, nw_naive, "underflows to 0"),
+    (check_nadaraya_watson, nw_averages_keys, "VALUES"),
+    (check_nadaraya_watson, nw_squeezed, "single query"),
+    (check_nadaraya_watson, nw_in_place, "in place"),
     (
         check_nadaraya_watson,
         lambda q, k, v, h: nadaraya_watson(q, k, v, h)[0],
         "return a pair",
+    ),
+    (
+        check_nadaraya_watson,
+        lambda q, k, v, h: nadaraya_watson(q, k, v, h)[::-1],
+        "weights",
     ),
     (
         check_nadaraya_watson,
@@ -239,13 +359,13 @@ def test_every_checker_leaves_a_stub_unattempted(checker, stub_answer, capsys):
 
 def test_an_exception_in_the_learners_code_is_reported_with_its_line():
     def broken_softmax(scores):
-        return scores.softmax(dim=7)
+        return torch.exp(scores) / torch.exp(scores).sum(dim=7)
 
     with pytest.raises(ExerciseFailed) as failure:
         check_softmax(broken_softmax)
     hint = failure.value.hint
     assert "raised IndexError" in hint
-    assert "scores.softmax(dim=7)" in hint
+    assert "torch.exp(scores).sum(dim=7)" in hint
     assert "a tensor of shape (4, 6)" in hint
 
 

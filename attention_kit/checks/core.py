@@ -16,11 +16,12 @@ crash inside here.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import re
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -105,6 +106,15 @@ def _argument_names(answer: Callable, count: int) -> list[str]:
     ]
 
 
+# Errors whose message says more than any exercise-specific hint could.
+KNOWN_ERRORS = (
+    (
+        "torch.return_types",
+        "max(dim=...) and min(dim=...) return a pair (values, indices): take .values, as "
+        "in scores.max(dim=-1, keepdim=True).values.",
+    ),
+)
+
 IN_PLACE_HINT = (
     "operations ending in an underscore (exp_, sub_, masked_fill_), `x -= ...` and "
     "`x[...] = ...` write into the caller's tensor, which the caller may still need. "
@@ -123,12 +133,19 @@ class Checker:
     def fail(self, hint: str) -> NoReturn:
         raise ExerciseFailed(self.exercise, self.name, hint)
 
-    def call(self, answer: Callable, *args: Any, error_hint: str = "") -> Any:
+    def call(
+        self,
+        answer: Callable,
+        *args: Any,
+        error_hint: str | Callable[[Exception], str] = "",
+    ) -> Any:
         """Call the learner's function or class on copies of ``args``.
 
         NotImplementedError means "not attempted"; any other exception becomes a
-        failure that names the error, where it happened, and what it was called on.
-        An answer that changes one of its tensor arguments in place fails too.
+        failure that names the error, where it happened, and what it was called on,
+        followed by ``error_hint`` (or ``error_hint(error)`` when it is a function that
+        reads the error). An answer that changes one of its tensor arguments in place
+        fails too.
         """
         given = [_copy(a) for a in args]
         try:
@@ -149,6 +166,11 @@ class Checker:
                 f"your code raised {type(error).__name__}{_where_in_learner_code(error)}: "
                 f"{error}\n(called {self.name}({called_on}))"
             )
+            known = [hint for text, hint in KNOWN_ERRORS if text in str(error)]
+            if known:
+                error_hint = known[0]
+            elif callable(error_hint):
+                error_hint = error_hint(error)
             self.fail(f"{message}\nHint: {error_hint}" if error_hint else message)
         names = _argument_names(answer, len(args))
         for name, original, copy in zip(names, args, given, strict=True):
@@ -161,6 +183,30 @@ class Checker:
                     + IN_PLACE_HINT
                 )
         return result
+
+    @contextlib.contextmanager
+    def forbidding(self, hint: str, *functions: tuple[object, str]) -> Iterator[None]:
+        """Inside the block, calling any of ``functions`` (given as (owner, attribute
+        name), e.g. ``(torch, "softmax")``) fails the check with ``hint``: for
+        exercises that ask the learner to write something PyTorch already has."""
+        missing = object()
+        saved = [
+            (owner, name, vars(owner).get(name, missing)) for owner, name in functions
+        ]
+
+        def refuse(*args: Any, **kwargs: Any) -> NoReturn:
+            self.fail(hint)
+
+        for owner, name, _ in saved:
+            setattr(owner, name, refuse)
+        try:
+            yield
+        finally:
+            for owner, name, original in saved:
+                if original is missing:
+                    delattr(owner, name)
+                else:
+                    setattr(owner, name, original)
 
     def tensor(
         self,
@@ -215,6 +261,7 @@ class Checker:
         generator: torch.Generator,
         scale: float = 1.0,
         bias_hint: str = "create the layers with bias=False.",
+        error_hint: str = "",
     ) -> nn.Module:
         """Build the learner's module ``answer(*args)`` and give it the weights of
         ``reference`` (first redrawn at random from ``generator``, times ``scale``), so
@@ -226,7 +273,7 @@ class Checker:
         parameter, by name: buffers (a cached mask, a constant) and submodules without
         parameters are the learner's own business and stay as they are.
         """
-        module = self.call(answer, *args)
+        module = self.call(answer, *args, error_hint=error_hint)
         if not isinstance(module, nn.Module):
             self.fail(
                 f"{self.name}(...) should create an nn.Module: class {self.name}(nn.Module)."

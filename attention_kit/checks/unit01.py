@@ -3,24 +3,46 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..attention import nadaraya_watson
 from .core import Checker, exercise, random_generator
+
+BUILT_IN_SOFTMAX = (
+    (torch, "softmax"),
+    (torch.special, "softmax"),
+    (F, "softmax"),
+    (torch.Tensor, "softmax"),
+)
+
+
+def _softmax_error_hint(error: Exception) -> str:
+    if "Dimension out of range" in str(error):
+        return (
+            "the scores may have any number of dimensions, (..., m), even just one: "
+            "reduce over dim=-1, the last dimension, whatever the shape."
+        )
+    return (
+        "when you reduce over the last dimension (max or sum), pass keepdim=True so the "
+        "result still lines up with the scores' rows."
+    )
 
 
 @exercise("01.1", "softmax")
 def check_softmax(c: Checker, softmax) -> None:
     g = random_generator(101)
+
+    def run(scores, what, **hints):
+        with c.forbidding(
+            "write the softmax yourself with torch.exp and a sum; torch.softmax is what "
+            "the check compares against.",
+            *BUILT_IN_SOFTMAX,
+        ):
+            output = c.call(softmax, scores, error_hint=_softmax_error_hint)
+        return c.tensor(output, what, shape=scores.shape, **hints)
+
     scores = torch.randn(4, 6, generator=g) * 2
-    keepdim_hint = (
-        "when you reduce over the last dimension (max or sum), pass keepdim=True so the "
-        "result still lines up with the scores' rows."
-    )
-    weights = c.tensor(
-        c.call(softmax, scores, error_hint=keepdim_hint),
-        "softmax(scores)",
-        shape=scores.shape,
-    )
+    weights = run(scores, "softmax(scores)")
     c.expect(
         (weights >= 0).all(),
         "some weights are negative: exponentiate the scores before normalising "
@@ -42,7 +64,9 @@ def check_softmax(c: Checker, softmax) -> None:
     c.expect_close(
         weights,
         torch.softmax(scores, dim=-1),
-        "the weights are not softmax(scores): each entry should be exp(s_ij) / sum_j exp(s_ij).",
+        "the weights are not softmax(scores): each entry should be exp(s_ij) / sum_j "
+        "exp(s_ij). If you shift the scores first, subtract one number per row (its "
+        "maximum, dim=-1, keepdim=True), which leaves the weights unchanged.",
         mistakes=[
             (
                 scores / scores.sum(dim=-1, keepdim=True),
@@ -51,15 +75,13 @@ def check_softmax(c: Checker, softmax) -> None:
         ],
     )
 
-    huge = torch.tensor([[1000.0, 999.0, 998.0], [-1000.0, -1001.0, -1003.0]])
-    weights = c.tensor(
-        c.call(softmax, huge, error_hint=keepdim_hint),
-        "softmax of scores near +-1000",
-        shape=huge.shape,
-        nan_hint="exp(1000) overflows to inf and inf/inf is NaN, while exp(-1000) underflows "
+    overflow_hint = (
+        "exp(1000) overflows to inf and inf/inf is NaN, while exp(-1000) underflows "
         "to 0 and 0/0 is NaN. Subtract each row's maximum before exponentiating: the "
-        "result is the same and the largest exponent becomes exp(0) = 1.",
+        "result is the same and the largest exponent becomes exp(0) = 1."
     )
+    huge = torch.tensor([[1000.0, 999.0, 998.0], [-1000.0, -1001.0, -1003.0]])
+    weights = run(huge, "softmax of scores near +-1000", nan_hint=overflow_hint)
     c.expect_close(
         weights,
         torch.softmax(huge, dim=-1),
@@ -67,12 +89,34 @@ def check_softmax(c: Checker, softmax) -> None:
         "differences, so [1000, 999, 998] must give the same weights as [2, 1, 0].",
     )
 
-    batched = torch.randn(2, 3, 5, generator=g)
-    weights = c.tensor(
-        c.call(softmax, batched),
+    # Rows that spread over hundreds: a shift by the row's minimum, mean or first entry
+    # (rather than its maximum) leaves exponents far above 88, where float32 overflows.
+    wide = torch.tensor(
+        [[-150.0, 150.0, 0.0, 149.0], [0.0, -300.0, -120.0, 0.5], [5.0, 4.0, 3.0, 2.0]]
+    )
+    weights = run(
+        wide,
+        "softmax of rows whose scores spread over 300",
+        nan_hint="a row whose scores spread over 300 overflows unless the largest "
+        "exponent is exp(0): subtract each row's MAXIMUM (not its minimum, mean or first "
+        "entry) before exponentiating.",
+    )
+    c.expect_close(
+        weights,
+        torch.softmax(wide, dim=-1),
+        "the weights of rows that spread over 300 are wrong: subtract each row's own "
+        "maximum, scores.max(dim=-1, keepdim=True).values.",
+    )
+
+    batched = torch.randn(2, 3, 5, generator=g) * 3
+    batched[1, 2] += 500.0  # one row far above the others: a global shift fails
+    weights = run(
+        batched,
         "softmax of a (2, 3, 5) batch",
-        shape=batched.shape,
         shape_hint="Keep the input's shape: use keepdim=True when you reduce.",
+        nan_hint="one row of this batch has scores near 500 and the others near 0: "
+        "subtract each row's own maximum (dim=-1, keepdim=True), not one maximum for "
+        "the whole tensor or for the wrong dimension.",
     )
     c.expect_close(
         weights,
@@ -88,17 +132,45 @@ def check_softmax(c: Checker, softmax) -> None:
         ],
     )
 
+    for shape in [(7,), (1, 1), (3, 1)]:
+        scores = torch.randn(shape, generator=g) * 4
+        weights = run(scores, f"softmax of scores of shape {shape}")
+        c.expect_close(
+            weights,
+            torch.softmax(scores, dim=-1),
+            f"for scores of shape {shape} the weights are wrong: the softmax runs over "
+            "the last dimension whatever the shape (one key gets weight 1).",
+        )
+
+
+def _pool_error_hint(error: Exception) -> str:
+    message = str(error)
+    if "cannot be multiplied" in message or "size mismatch" in message:
+        return (
+            "the operands of the matrix product do not line up: weights (n, m) @ values "
+            "(m, d_v) gives (n, d_v); values @ weights or a transpose does not."
+        )
+    if "3D" in message or "3-D" in message:
+        return (
+            "torch.bmm needs 3-D inputs; the @ operator handles 2-D and batched ones."
+        )
+    if "2D" in message or "2-D" in message or "must be a matrix" in message:
+        return (
+            "torch.mm and .T only handle 2-D matrices; the @ operator (torch.matmul) "
+            "multiplies the last two dimensions and keeps the batch dimension in front."
+        )
+    return (
+        "weights (n, m) times values (m, d_v) is a matrix product, weights @ values; "
+        "an elementwise product (*) does not line the shapes up."
+    )
+
 
 @exercise("01.2", "attention_pool")
 def check_attention_pool(c: Checker, attention_pool) -> None:
     g = random_generator(102)
-    shape_error_hint = (
-        "weights (n, m) times values (m, d_v) is a matrix product, weights @ values; "
-        "an elementwise product does not line the shapes up."
-    )
     weights = torch.softmax(torch.randn(5, 7, generator=g), dim=-1)
     values = torch.randn(7, 3, generator=g)
-    output = c.call(attention_pool, weights, values, error_hint=shape_error_hint)
+    output = c.call(attention_pool, weights, values, error_hint=_pool_error_hint)
     output = c.tensor(
         output,
         "attention_pool(weights, values)",
@@ -124,13 +196,13 @@ def check_attention_pool(c: Checker, attention_pool) -> None:
     )
 
     square_weights = torch.softmax(torch.randn(4, 4, generator=g), dim=-1)
-    square_values = torch.randn(4, 2, generator=g)
+    square_values = torch.randn(4, 4, generator=g)
     output = c.tensor(
         c.call(
-            attention_pool, square_weights, square_values, error_hint=shape_error_hint
+            attention_pool, square_weights, square_values, error_hint=_pool_error_hint
         ),
-        "attention_pool with 4 queries and 4 keys",
-        shape=(4, 2),
+        "attention_pool with 4 queries, 4 keys and values of width 4",
+        shape=(4, 4),
     )
     c.expect_close(
         output,
@@ -141,26 +213,39 @@ def check_attention_pool(c: Checker, attention_pool) -> None:
                 square_weights.T @ square_values,
                 "you transposed the weights: row i of the weights belongs to query i, "
                 "so the output is weights @ values.",
-            )
+            ),
+            (
+                square_values @ square_weights,
+                "the order of the product is reversed: weights @ values, not "
+                "values @ weights (row i of the output mixes the values with query i's "
+                "weights).",
+            ),
+            (
+                square_weights * square_values,
+                "an elementwise product (*) only looks right when the shapes happen to "
+                "match: the output is the matrix product weights @ values.",
+            ),
         ],
     )
 
-    batch_weights = torch.softmax(torch.randn(2, 5, 7, generator=g), dim=-1)
-    batch_values = torch.randn(2, 7, 3, generator=g)
-    output = c.call(
-        attention_pool,
-        batch_weights,
-        batch_values,
-        error_hint="torch.mm and .T only handle 2-D matrices; the @ operator (torch.matmul) "
-        "multiplies the last two dimensions and keeps the batch dimension in front.",
-    )
-    output = c.tensor(output, "attention_pool on a batch of 2", shape=(2, 5, 3))
-    c.expect_close(
-        output,
-        batch_weights @ batch_values,
-        "with a leading batch dimension each batch item must be pooled separately; "
-        "the @ operator does that for you.",
-    )
+    for batch_shape, n, m, d_v in [((2,), 5, 7, 3), ((1,), 1, 6, 2), ((2, 3), 2, 4, 5)]:
+        batch_weights = torch.softmax(
+            torch.randn(*batch_shape, n, m, generator=g), dim=-1
+        )
+        batch_values = torch.randn(*batch_shape, m, d_v, generator=g)
+        output = c.call(
+            attention_pool, batch_weights, batch_values, error_hint=_pool_error_hint
+        )
+        shape = (*batch_shape, n, d_v)
+        output = c.tensor(
+            output, f"attention_pool with output shape {shape}", shape=shape
+        )
+        c.expect_close(
+            output,
+            batch_weights @ batch_values,
+            "with leading batch dimensions each batch item must be pooled separately; "
+            "the @ operator does that for you.",
+        )
 
 
 @exercise("01.3", "nadaraya_watson")
@@ -234,6 +319,15 @@ def check_nadaraya_watson(c: Checker, nadaraya_watson_answer) -> None:
                 "the bandwidth must be squared: divide by 2 * bandwidth^2.",
             ),
             (
+                torch.softmax(-(differences**2) * (2 * bandwidth**2), dim=-1),
+                "you multiplied by 2 * bandwidth^2; divide by it.",
+            ),
+            (
+                torch.softmax(-(differences**2) / 2 * bandwidth**2, dim=-1),
+                "operator precedence: -(q - k)**2 / 2 * h**2 MULTIPLIES by h^2; write "
+                "-(q - k)**2 / (2 * h**2).",
+            ),
+            (
                 torch.softmax(-(differences**2) / 2, dim=-1),
                 "the weights do not depend on the bandwidth: divide the squared "
                 "distance by 2 * bandwidth^2.",
@@ -248,8 +342,62 @@ def check_nadaraya_watson(c: Checker, nadaraya_watson_answer) -> None:
             (
                 expected_weights @ values / values.shape[0],
                 "you divided by the number of keys: the weights already sum to 1.",
+            ),
+            (
+                expected_weights @ keys,
+                "you averaged the keys: the prediction is the weighted average of the "
+                "VALUES, weights @ values.",
+            ),
+        ],
+    )
+
+    # As many queries as keys: an elementwise queries - keys runs without an error.
+    square_queries = torch.linspace(0.5, 4.5, 7)
+    predictions, weights = c.pair(
+        c.call(
+            nadaraya_watson_answer,
+            square_queries,
+            keys,
+            values,
+            0.4,
+            error_hint=layout_hint,
+        ),
+        "(predictions, weights)",
+    )
+    weights = c.tensor(
+        weights,
+        "weights for 7 queries and 7 keys",
+        shape=(7, 7),
+        shape_hint="one row per query, one column per key: queries[:, None] - keys[None, :].",
+    )
+    expected_predictions, expected_weights = nadaraya_watson(
+        square_queries, keys, values, 0.4
+    )
+    c.expect_close(
+        weights,
+        expected_weights,
+        "with as many queries as keys the weights are wrong: row i holds query i "
+        "against every key, queries[:, None] - keys[None, :].",
+        mistakes=[
+            (
+                expected_weights.T,
+                "the weights are transposed: rows are queries and columns are keys.",
             )
         ],
+    )
+
+    single = torch.tensor([2.2])
+    predictions, weights = c.pair(
+        c.call(nadaraya_watson_answer, single, keys, values, bandwidth),
+        "(predictions, weights)",
+    )
+    weights = c.tensor(weights, "weights for a single query", shape=(1, 7))
+    predictions = c.tensor(predictions, "predictions for a single query", shape=(1,))
+    c.expect_close(
+        predictions,
+        nadaraya_watson(single, keys, values, bandwidth)[0],
+        "for a single query (n = 1) the prediction is wrong; avoid squeeze() and other "
+        "steps that depend on n > 1.",
     )
 
     tiny = 1e-3
