@@ -13,19 +13,33 @@ from .unit02 import (
 from .unit03 import check_decoder_step
 from .unit04 import check_self_attention, check_simple_self_attention
 from .unit05 import check_merge_heads, check_multi_head_attention, check_split_heads
+from .unit06 import (
+    check_apply_rope,
+    check_offset_rotation,
+    check_rope_self_attention,
+    check_sinusoidal_encoding,
+)
+from .unit07 import check_causal_mask, check_leaks_future, check_padded_causal_mask
 
 __all__ = [
     "ExerciseFailed",
     "check_additive_attention",
+    "check_apply_rope",
     "check_attention_pool",
+    "check_causal_mask",
     "check_decoder_step",
+    "check_leaks_future",
     "check_masked_softmax",
     "check_merge_heads",
     "check_multi_head_attention",
     "check_nadaraya_watson",
+    "check_offset_rotation",
+    "check_padded_causal_mask",
+    "check_rope_self_attention",
     "check_scaled_dot_product_attention",
     "check_self_attention",
     "check_simple_self_attention",
+    "check_sinusoidal_encoding",
     "check_softmax",
     "check_split_heads",
 ]

@@ -1,0 +1,446 @@
+"""Checkers for Lab 06: positional encoding (sinusoidal table, rotation identity, RoPE)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ..positional import apply_rope, rotation_matrix, sinusoidal_encoding
+from .core import Checker, exercise, random_generator
+
+# ---------------------------------------------------------------------------------------
+# Wrong versions of the reference, one mistake each, to recognise a learner's answer.
+
+
+def _angles(positions: Tensor, dim: int, exponent: str, base: float) -> Tensor:
+    """``(len(positions), dim/2)`` angles, or ``(len, dim)`` for ``exponent="per-dim"``."""
+    positions = positions.to(torch.float64)[:, None]
+    if exponent == "2i/d":
+        return positions * base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    if exponent == "i/d":
+        return positions * base ** (-torch.arange(dim // 2, dtype=torch.float64) / dim)
+    # "per-dim": dimension j gets its own frequency base^(-j/d), pairs ignored
+    return positions * base ** (-torch.arange(dim, dtype=torch.float64) / dim)
+
+
+def table_variant(
+    num_positions: int,
+    dim: int,
+    swap: bool = False,
+    exponent: str = "2i/d",
+    base: float = 10000.0,
+    start: int = 0,
+    halves: bool = False,
+) -> Tensor:
+    """The sinusoidal table with one mistake (the defaults give the right table)."""
+    positions = torch.arange(start, start + num_positions)
+    angles = _angles(positions, dim, exponent, base)
+    if exponent == "per-dim":
+        table = torch.empty(num_positions, dim, dtype=torch.float64)
+        first, second = (
+            (angles.cos(), angles.sin()) if swap else (angles.sin(), angles.cos())
+        )
+        table[:, 0::2] = first[:, 0::2]
+        table[:, 1::2] = second[:, 1::2]
+        return table
+    first, second = (
+        (angles.cos(), angles.sin()) if swap else (angles.sin(), angles.cos())
+    )
+    if halves:
+        return torch.cat([first, second], dim=-1)
+    return torch.stack([first, second], dim=-1).reshape(num_positions, dim)
+
+
+def rope_variant(
+    x: Tensor,
+    positions: Tensor,
+    sign: float = 1.0,
+    halves: bool = False,
+    exponent: str = "2i/d",
+    base: float = 10000.0,
+) -> Tensor:
+    """apply_rope with one mistake (the defaults give the right rotation), in float64."""
+    x = x.to(torch.float64)
+    dim = x.shape[-1]
+    angles = sign * _angles(positions, dim, exponent, base)
+    if exponent == "per-dim":
+        # cos/sin per dimension j, with the interleaved partner (-x[2i+1], x[2i])
+        partner = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)
+        return x * angles.cos() + partner * angles.sin()
+    cos, sin = angles.cos(), angles.sin()
+    if halves:
+        a, b = x[..., : dim // 2], x[..., dim // 2 :]
+        return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
+    a, b = x[..., 0::2], x[..., 1::2]
+    return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
+
+
+# ---------------------------------------------------------------------------------------
+
+TABLE_MISTAKES = [
+    (
+        {"swap": True},
+        "sin and cos are swapped: PE[t, 2i] (even columns) is the sine, PE[t, 2i+1] "
+        "(odd columns) the cosine. Row 0 should read 0, 1, 0, 1, ...",
+    ),
+    (
+        {"exponent": "i/d"},
+        "the exponent is 2i/d, where i counts pairs (i = 0 .. dim/2 - 1): pair i uses "
+        "10000 ** (2 * i / dim). You used i / dim, so the wavelengths grow too slowly.",
+    ),
+    (
+        {"exponent": "per-dim"},
+        "the frequency belongs to the pair, not to the column: columns 2i and 2i+1 share "
+        "10000 ** (2 * i / dim). You gave column j its own 10000 ** (j / dim), so the "
+        "cosine of a pair runs at a different speed from its sine.",
+    ),
+    (
+        {"start": 1},
+        "positions count from 0: row 0 is t = 0 (sin 0 = 0, cos 0 = 1). Use "
+        "torch.arange(num_positions), not arange(1, num_positions + 1).",
+    ),
+    (
+        {"base": 1000.0},
+        "the base is 10000 (ten thousand), not 1000.",
+    ),
+    (
+        {"halves": True},
+        "you put all the sines in the first half and all the cosines in the second. "
+        "The statement interleaves them: column 2i is sin, column 2i+1 is cos.",
+    ),
+]
+
+
+@exercise("06.1", "sinusoidal_encoding")
+def check_sinusoidal_encoding(c: Checker, answer) -> None:
+    for num_positions, dim in [(50, 16), (1, 2), (7, 2), (3, 6)]:
+        what = f"sinusoidal_encoding({num_positions}, {dim})"
+        table = c.tensor(
+            c.call(answer, num_positions, dim),
+            what,
+            shape=(num_positions, dim),
+            shape_hint="One row per position and one column per dimension: "
+            "(num_positions, dim).",
+        )
+        mistakes = [
+            (table_variant(num_positions, dim, **wrong), hint)
+            for wrong, hint in TABLE_MISTAKES
+        ]
+        c.expect_close(
+            table,
+            sinusoidal_encoding(num_positions, dim, dtype=torch.float64),
+            f"{what} is wrong: PE[t, 2i] = sin(t / 10000 ** (2i / dim)), "
+            "PE[t, 2i+1] = cos(the same angle), t from 0.",
+            mistakes=mistakes,
+            atol=1e-5,
+        )
+
+
+# ---------------------------------------------------------------------------------------
+
+
+@exercise("06.2", "offset_rotation")
+def check_offset_rotation(c: Checker, answer) -> None:
+    for delta, dim in [(3, 8), (1, 2), (0, 4), (-5, 6), (40, 16)]:
+        what = f"offset_rotation({delta}, {dim})"
+        matrix = c.tensor(
+            c.call(answer, delta, dim),
+            what,
+            shape=(dim, dim),
+            shape_hint="R_delta acts on a row of the table, a vector of dim entries: "
+            "it is (dim, dim).",
+        )
+        table = sinusoidal_encoding(80, dim, dtype=torch.float64)
+        t = torch.arange(max(0, -delta), 80 - max(0, delta))
+        moved = table[t] @ matrix.T  # R @ PE[t] for every t at once
+        expected = rotation_matrix(delta, dim)
+        c.expect_close(
+            matrix,
+            expected,
+            f"{what} does not map PE[t] to PE[t + delta]. Block i acts on "
+            "(sin a, cos a) with a = t * w_i, b = delta * w_i: sin(a + b) = "
+            "sin a cos b + cos a sin b and cos(a + b) = cos a cos b - sin a sin b.",
+            mistakes=_rotation_mistakes(delta, dim, expected),
+            atol=1e-6,
+        )
+        c.expect_close(
+            moved,
+            table[t + delta],
+            f"{what}: R @ PE[t] should equal PE[t + delta] for every t.",
+            atol=1e-6,
+        )
+
+
+def _rotation_mistakes(delta: int, dim: int, expected: Tensor) -> list:
+    mistakes = [
+        (
+            expected.T,
+            "your matrix moves backwards: R @ PE[t] gives PE[t - delta]. "
+            "Rows 2i and 2i+1 of block i are [cos b, sin b] and [-sin b, cos b] "
+            "(the pair is (sin, cos), in that order).",
+        ),
+        (
+            _block_matrix(delta, dim, base=1000.0),
+            "the base is 10000 (ten thousand), not 1000.",
+        ),
+        (
+            _block_matrix(delta, dim, exponent="i/d"),
+            "pair i turns at w_i = 10000 ** (-2i / dim), with i counting pairs; "
+            "you used 10000 ** (-i / dim).",
+        ),
+    ]
+    if delta != 0:
+        mistakes.append(
+            (
+                torch.eye(dim, dtype=torch.float64),
+                "the identity maps PE[t] to itself; R_delta must rotate pair i by the "
+                "angle delta * w_i.",
+            )
+        )
+    return mistakes
+
+
+def _block_matrix(
+    delta: float, dim: int, exponent: str = "2i/d", base=10000.0
+) -> Tensor:
+    b = _angles(torch.tensor([delta]), dim, exponent, base)[0]
+    matrix = torch.zeros(dim, dim, dtype=torch.float64)
+    even = torch.arange(0, dim, 2)
+    matrix[even, even] = b.cos()
+    matrix[even, even + 1] = b.sin()
+    matrix[even + 1, even] = -b.sin()
+    matrix[even + 1, even + 1] = b.cos()
+    return matrix
+
+
+# ---------------------------------------------------------------------------------------
+
+ROPE_MISTAKES = [
+    (
+        {"sign": -1.0},
+        "you rotate by -theta (clockwise). The statement's rotation is "
+        "out[2i] = x[2i] cos - x[2i+1] sin, out[2i+1] = x[2i] sin + x[2i+1] cos.",
+    ),
+    (
+        {"halves": True},
+        "you paired dimension i with i + dim/2 (the rotate-half layout of GPT-NeoX and "
+        "Llama). The statement pairs neighbours: (x[2i], x[2i+1]), i.e. x[..., 0::2] "
+        "with x[..., 1::2], and writes the results back interleaved.",
+    ),
+    (
+        {"exponent": "i/d"},
+        "pair i turns at w_i = 10000 ** (-2i / dim), with i counting pairs; you used "
+        "10000 ** (-i / dim).",
+    ),
+    (
+        {"exponent": "per-dim"},
+        "the angle belongs to the pair: x[2i] and x[2i+1] turn by the same "
+        "t * w_i = t * 10000 ** (-2i / dim). You gave dimension j its own frequency "
+        "10000 ** (-j / dim), which is not a rotation.",
+    ),
+    (
+        {"base": 1000.0},
+        "the base is 10000 (ten thousand), not 1000.",
+    ),
+]
+
+
+@exercise("06.3", "apply_rope")
+def check_apply_rope(c: Checker, answer) -> None:
+    g = random_generator(603)
+    cases = [
+        ((2, 5, 8), torch.arange(5), "x (2, 5, 8), positions 0..4"),
+        (
+            (2, 3, 4, 8),
+            torch.arange(5, 9),
+            "x (batch 2, heads 3, 4, 8), positions 5..8",
+        ),
+        (
+            (4, 6),
+            torch.tensor([0, 3, 7, 2]),
+            "unbatched x (4, 6), positions [0, 3, 7, 2]",
+        ),
+        ((1, 1, 2), torch.tensor([9]), "x (1, 1, 2), positions [9]"),
+    ]
+    for shape, positions, what in cases:
+        x = torch.randn(*shape, generator=g)
+        out = c.tensor(
+            c.call(answer, x, positions),
+            f"apply_rope on {what}",
+            shape=shape,
+            shape_hint="RoPE rotates each vector in place: the output has the shape of x.",
+        )
+        mistakes = [
+            (rope_variant(x, positions, **w), hint) for w, hint in ROPE_MISTAKES
+        ]
+        mistakes += [
+            (
+                rope_variant(x, torch.arange(len(positions))),
+                "use the positions you are given: row t is rotated by positions[t] * w_i, "
+                "not by t (with a KV cache the new rows sit at positions 5, 6, ...).",
+            ),
+            (
+                rope_variant(x, positions + 1),
+                "positions count from 0 and are given: rotate row t by positions[t], "
+                "not positions[t] + 1.",
+            ),
+            (
+                x.to(torch.float64),
+                "the output equals the input: rotate each pair by positions[t] * w_i.",
+            ),
+        ]
+        c.expect_close(
+            out.norm(dim=-1),
+            x.double().norm(dim=-1),
+            f"apply_rope on {what} changes the length of vectors; a rotation keeps it. "
+            "Each pair becomes (a cos - b sin, a sin + b cos).",
+            mistakes=[(wrong.norm(dim=-1), hint) for wrong, hint in mistakes],
+        )
+        c.expect_close(
+            out,
+            apply_rope(x.double(), positions),
+            f"apply_rope on {what} is wrong: rotate pair (x[2i], x[2i+1]) of row t "
+            "by positions[t] * 10000 ** (-2i / dim).",
+            mistakes=mistakes,
+        )
+    x = torch.randn(3, 4, 8, generator=g, dtype=torch.float64)
+    raw = c.call(answer, x, torch.arange(4))
+    out = c.tensor(raw, "apply_rope on float64 x", shape=x.shape)
+    c.expect(
+        raw.dtype == torch.float64,
+        f"for a float64 x the output should be float64 too, yours is {raw.dtype}: "
+        "compute cos and sin in x.dtype (e.g. angles.to(x.dtype)), do not hard-code "
+        "float32.",
+    )
+    c.expect_close(
+        out,
+        apply_rope(x, torch.arange(4)),
+        "apply_rope on a float64 x is wrong.",
+        atol=1e-9,
+    )
+    x = torch.randn(2, 3, 8, generator=g, requires_grad=True)
+    out = c.call(answer, x, torch.arange(3))
+    c.gradients(
+        out,
+        [x],
+        "apply_rope's backward pass",
+        "RoPE sits inside a trained model, so gradients must flow through it.",
+    )
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def _attention_variant(
+    x: Tensor,
+    W_q: Tensor,
+    W_k: Tensor,
+    W_v: Tensor,
+    rotate: str = "qk",
+    scale_by: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """RoPE self-attention with one mistake; ``rotate`` names what gets rotated."""
+    x, W_q, W_k, W_v = (t.double() for t in (x, W_q, W_k, W_v))
+    positions = torch.arange(x.shape[-2])
+    if "x" in rotate:
+        x = apply_rope(x, positions)
+    q, k, v = x @ W_q, x @ W_k, x @ W_v
+    if "q" in rotate:
+        q = apply_rope(q, positions)
+    if "k" in rotate:
+        k = apply_rope(k, positions)
+    if "v" in rotate:
+        v = apply_rope(v, positions)
+    scale = math.sqrt(scale_by if scale_by is not None else W_q.shape[-1])
+    weights = torch.softmax(q @ k.transpose(-2, -1) / scale, dim=-1)
+    return weights @ v, weights
+
+
+@exercise("06.4", "rope_self_attention")
+def check_rope_self_attention(c: Checker, answer) -> None:
+    g = random_generator(604)
+    dim, d_k, d_v = 6, 4, 2
+    W_q, W_k, W_v = (torch.randn(dim, d, generator=g) for d in (d_k, d_k, d_v))
+    cases = [
+        (torch.randn(2, 5, dim, generator=g), "x of shape (2, 5, 6)"),
+        (torch.randn(5, dim, generator=g), "unbatched x of shape (5, 6)"),
+        (torch.randn(1, 1, dim, generator=g), "x of shape (1, 1, 6)"),
+        # float64 (inputs and weights), so that rounding cannot decide near-ties
+        (
+            8 * torch.randn(1, 7, dim, generator=g, dtype=torch.float64),
+            "float64 x with scores spread over > 300",
+        ),
+    ]
+    for x, what in cases:
+        if x.dtype == torch.float64:
+            W_q, W_k, W_v = W_q.double(), W_k.double(), W_v.double()
+        n = x.shape[-2]
+        output, weights = c.pair(
+            c.call(answer, x, W_q, W_k, W_v), f"(output, weights) for {what}"
+        )
+        weights = c.tensor(
+            weights,
+            f"weights for {what}",
+            shape=(*x.shape[:-1], n),
+            shape_hint="One row per query and one column per key: (..., seq, seq).",
+        )
+        output = c.tensor(
+            output,
+            f"output for {what}",
+            shape=(*x.shape[:-1], d_v),
+            shape_hint="The output has one row per token and d_v = W_v.shape[1] columns.",
+        )
+        expected_output, expected_weights = _attention_variant(x, W_q, W_k, W_v)
+        wrong = [
+            (
+                "x",
+                "rotate the queries and keys after the projections, not the input x: "
+                "(R x) W_q is not R (x W_q), so the scores would not depend on m - n alone.",
+            ),
+            ("q", "rotate the keys too: only <R_m q, R_n k> depends on m - n alone."),
+            (
+                "k",
+                "rotate the queries too: only <R_m q, R_n k> depends on m - n alone.",
+            ),
+            ("", "no rotation: apply apply_rope to the queries and the keys."),
+        ]
+        mistakes = [(_attention_variant(x, W_q, W_k, W_v, r)[1], h) for r, h in wrong]
+        mistakes.append(
+            (
+                _attention_variant(x, W_q, W_k, W_v, scale_by=dim)[1],
+                "scale by sqrt(d_k), the size of the queries and keys (W_q.shape[1]), "
+                "not by sqrt of the input width.",
+            )
+        )
+        mistakes.append(
+            (
+                _attention_variant(x, W_q, W_k, W_v, scale_by=1)[1],
+                "the scores are not scaled: divide by sqrt(d_k).",
+            )
+        )
+        c.expect_close(
+            weights,
+            expected_weights,
+            f"the weights for {what} should be softmax(R q . R k / sqrt(d_k)) with "
+            "q = x W_q, k = x W_k rotated by their positions 0..seq-1.",
+            mistakes=mistakes,
+        )
+        c.expect_close(
+            output,
+            expected_output,
+            f"the output for {what} should be weights @ (x W_v), the values unrotated.",
+            mistakes=[
+                (
+                    _attention_variant(x, W_q, W_k, W_v, "qkv")[0],
+                    "rotate only the queries and the keys, not the values: the values "
+                    "are what gets averaged, and rotating them tells the scores nothing.",
+                ),
+                (
+                    apply_rope(expected_output, torch.arange(n)),
+                    "do not rotate the output: only the queries and keys are rotated, "
+                    "before the scores.",
+                ),
+            ],
+        )

@@ -1,0 +1,252 @@
+"""Lab 06's checkers: right answers written differently pass; MISTAKES (run in
+test_checks.py) are the wrong answers learners write, with the words of their hint."""
+
+import math
+
+import torch
+
+from attention_kit.checks import (
+    check_apply_rope,
+    check_offset_rotation,
+    check_rope_self_attention,
+    check_sinusoidal_encoding,
+)
+from attention_kit.positional import apply_rope, rotation_matrix
+from conftest import assert_passes
+
+# --- 06.1 sinusoidal_encoding ----------------------------------------------------------
+
+
+def table(
+    num_positions, dim, swap=False, exponent=2, base=10000, start=0, halves=False
+):
+    """A learner's table, with the usual slips as switches."""
+    t = torch.arange(start, start + num_positions, dtype=torch.float32)[:, None]
+    i = torch.arange(dim // 2, dtype=torch.float32)[None, :]
+    angle = t / base ** (exponent * i / dim)
+    first, second = (angle.cos(), angle.sin()) if swap else (angle.sin(), angle.cos())
+    if halves:
+        return torch.cat([first, second], dim=1)
+    pe = torch.zeros(num_positions, dim)
+    pe[:, 0::2] = first
+    pe[:, 1::2] = second
+    return pe
+
+
+def table_loops(num_positions, dim):
+    pe = torch.zeros(num_positions, dim, dtype=torch.float64)
+    for t in range(num_positions):
+        for i in range(dim // 2):
+            pe[t, 2 * i] = math.sin(t / 10000 ** (2 * i / dim))
+            pe[t, 2 * i + 1] = math.cos(t / 10000 ** (2 * i / dim))
+    return pe
+
+
+def table_outer(num_positions, dim):
+    inv = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2) / dim)
+    angle = torch.outer(torch.arange(num_positions).double(), inv.double())
+    return torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1)
+
+
+def table_per_column(num_positions, dim):
+    t = torch.arange(num_positions, dtype=torch.float32)[:, None]
+    j = torch.arange(dim, dtype=torch.float32)[None, :]
+    angle = t / 10000 ** (j / dim)
+    pe = angle.sin()
+    pe[:, 1::2] = angle[:, 1::2].cos()
+    return pe
+
+
+def table_integer(num_positions, dim):
+    pe = torch.zeros(num_positions, dim, dtype=torch.long)
+    pe[:, 1::2] = 1
+    return pe
+
+
+def test_sinusoidal_right_answers_pass(capsys):
+    assert_passes(check_sinusoidal_encoding, table, capsys)
+    assert_passes(check_sinusoidal_encoding, table_loops, capsys)
+    assert_passes(check_sinusoidal_encoding, table_outer, capsys)
+
+
+# --- 06.2 offset_rotation --------------------------------------------------------------
+
+
+def rotation(delta, dim, transpose=False, base=10000, exponent=2):
+    blocks = []
+    for i in range(dim // 2):
+        b = delta / base ** (exponent * i / dim)
+        block = torch.tensor([[math.cos(b), math.sin(b)], [-math.sin(b), math.cos(b)]])
+        blocks.append(block.T if transpose else block)
+    return torch.block_diag(*blocks)
+
+
+def rotation_blocks_only(delta, dim):
+    return rotation(delta, dim).reshape(dim // 2, 2, dim)[:, :, :2]
+
+
+def test_offset_rotation_right_answers_pass(capsys):
+    assert_passes(check_offset_rotation, rotation, capsys)
+    assert_passes(check_offset_rotation, lambda d, n: rotation_matrix(d, n), capsys)
+
+
+# --- 06.3 apply_rope -------------------------------------------------------------------
+
+
+def rope(x, positions, sign=1, halves=False, exponent=2, base=10000, shift=0):
+    dim = x.shape[-1]
+    theta = (
+        sign
+        * (positions[:, None] + shift)
+        / base ** (exponent * torch.arange(dim // 2) / dim)
+    )
+    cos, sin = theta.cos().to(x.dtype), theta.sin().to(x.dtype)
+    if halves:
+        a, b = x[..., : dim // 2], x[..., dim // 2 :]
+        return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
+    out = torch.empty_like(x)
+    out[..., 0::2] = x[..., 0::2] * cos - x[..., 1::2] * sin
+    out[..., 1::2] = x[..., 0::2] * sin + x[..., 1::2] * cos
+    return out
+
+
+def rope_complex(x, positions):
+    dim = x.shape[-1]
+    z = torch.view_as_complex(
+        x.double().reshape(*x.shape[:-1], dim // 2, 2).contiguous()
+    )
+    theta = positions[:, None].double() * 10000.0 ** (-torch.arange(0, dim, 2) / dim)
+    return (
+        torch.view_as_real(z * torch.polar(torch.ones_like(theta), theta))
+        .flatten(-2)
+        .to(x.dtype)
+    )
+
+
+def rope_via_rotate_half(x, positions):
+    """The Llama layout, applied after moving the pairs to the halves and back."""
+    dim = x.shape[-1]
+    order = torch.cat([torch.arange(0, dim, 2), torch.arange(1, dim, 2)])
+    rotated = rope(x[..., order], positions, halves=True)
+    return rotated[..., torch.argsort(order)]
+
+
+def rope_per_dim(x, positions):
+    dim = x.shape[-1]
+    theta = positions[:, None] / 10000 ** (torch.arange(dim) / dim)
+    partner = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)
+    return x * theta.cos() + partner * theta.sin()
+
+
+def rope_float32(x, positions):
+    return rope(x.float(), positions)
+
+
+def rope_detached(x, positions):
+    return rope(x, positions).detach()
+
+
+def rope_not_a_rotation(x, positions):
+    theta = positions[:, None] / 10000 ** (2 * torch.arange(x.shape[-1]) / x.shape[-1])
+    return x * theta.cos() + x * theta.sin()
+
+
+def test_apply_rope_right_answers_pass(capsys):
+    assert_passes(check_apply_rope, rope, capsys)
+    assert_passes(check_apply_rope, apply_rope, capsys)
+    assert_passes(check_apply_rope, rope_complex, capsys)
+    assert_passes(check_apply_rope, rope_via_rotate_half, capsys)
+
+
+# --- 06.4 rope_self_attention ----------------------------------------------------------
+
+
+def attention(x, W_q, W_k, W_v, rotate="qk", scale=None, rotate_output=False, start=0):
+    positions = torch.arange(start, start + x.shape[-2])
+    if "x" in rotate:
+        x = apply_rope(x, positions)
+    q, k, v = x @ W_q, x @ W_k, x @ W_v
+    q = apply_rope(q, positions) if "q" in rotate else q
+    k = apply_rope(k, positions) if "k" in rotate else k
+    v = apply_rope(v, positions) if "v" in rotate else v
+    scores = q @ k.transpose(-2, -1) / math.sqrt(scale or W_q.shape[1])
+    weights = torch.softmax(scores, dim=-1)
+    out = weights @ v
+    return (apply_rope(out, positions) if rotate_output else out), weights
+
+
+def attention_einsum(x, W_q, W_k, W_v):
+    x = x.double()
+    positions = torch.arange(x.shape[-2])
+    q = apply_rope(torch.einsum("...nd,dk->...nk", x, W_q.double()), positions)
+    k = apply_rope(torch.einsum("...nd,dk->...nk", x, W_k.double()), positions)
+    scores = torch.einsum("...nk,...mk->...nm", q, k) / math.sqrt(q.shape[-1])
+    weights = scores.softmax(-1)
+    return weights @ (x @ W_v.double()), weights
+
+
+def test_rope_self_attention_right_answers_pass(capsys):
+    assert_passes(check_rope_self_attention, attention, capsys)
+    assert_passes(check_rope_self_attention, attention_einsum, capsys)
+    # positions from 5 (say, after a cache) give the same scores: only m - n matters
+    assert_passes(check_rope_self_attention, lambda *a: attention(*a, start=5), capsys)
+
+
+MISTAKES = [
+    # 06.1
+    (check_sinusoidal_encoding, lambda n, d: table(n, d, swap=True), "swapped"),
+    (check_sinusoidal_encoding, lambda n, d: table(n, d, exponent=1), "2i/d"),
+    (check_sinusoidal_encoding, table_per_column, "belongs to the pair"),
+    (check_sinusoidal_encoding, lambda n, d: table(n, d, start=1), "count from 0"),
+    (check_sinusoidal_encoding, lambda n, d: table(n, d, base=1000), "not 1000"),
+    (check_sinusoidal_encoding, lambda n, d: table(n, d, halves=True), "interleaves"),
+    (check_sinusoidal_encoding, table_integer, "integer dtype"),
+    (check_sinusoidal_encoding, lambda n, d: table(n, d).T, "One row per position"),
+    # 06.2
+    (check_offset_rotation, lambda d, n: rotation(d, n, transpose=True), "backwards"),
+    (check_offset_rotation, lambda d, n: rotation(d, n, base=1000), "not 1000"),
+    (
+        check_offset_rotation,
+        lambda d, n: rotation(d, n, exponent=1),
+        "i counting pairs",
+    ),
+    (check_offset_rotation, lambda d, n: torch.eye(n), "identity"),
+    (check_offset_rotation, rotation_blocks_only, "(dim, dim)"),
+    # 06.3
+    (check_apply_rope, lambda x, p: rope(x, p, sign=-1), "-theta"),
+    (check_apply_rope, lambda x, p: rope(x, p, halves=True), "rotate-half"),
+    (check_apply_rope, lambda x, p: rope(x, p, exponent=1), "i counting pairs"),
+    (check_apply_rope, rope_per_dim, "angle belongs to the pair"),
+    (check_apply_rope, lambda x, p: rope(x, p, base=1000), "not 1000"),
+    (
+        check_apply_rope,
+        lambda x, p: rope(x, torch.arange(len(p))),
+        "positions you are given",
+    ),
+    (check_apply_rope, lambda x, p: rope(x, p, shift=1), "not positions[t] + 1"),
+    (check_apply_rope, lambda x, p: x.clone(), "equals the input"),
+    (check_apply_rope, rope_float32, "float64"),
+    (check_apply_rope, rope_detached, "no gradient"),
+    (check_apply_rope, rope_not_a_rotation, "length"),
+    # 06.4
+    (
+        check_rope_self_attention,
+        lambda *a: attention(*a, rotate="qkv"),
+        "not the values",
+    ),
+    (
+        check_rope_self_attention,
+        lambda *a: attention(*a, rotate="x"),
+        "not the input x",
+    ),
+    (check_rope_self_attention, lambda *a: attention(*a, rotate="q"), "keys too"),
+    (check_rope_self_attention, lambda *a: attention(*a, rotate="k"), "queries too"),
+    (check_rope_self_attention, lambda *a: attention(*a, rotate=""), "no rotation"),
+    (check_rope_self_attention, lambda *a: attention(*a, scale=6), "sqrt(d_k)"),
+    (check_rope_self_attention, lambda *a: attention(*a, scale=1), "not scaled"),
+    (
+        check_rope_self_attention,
+        lambda *a: attention(*a, rotate_output=True),
+        "do not rotate the output",
+    ),
+]
