@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import math
 import random
 
 import torch
@@ -163,3 +164,107 @@ def date_tensors(pairs: list[tuple[str, str]]) -> tuple[Tensor, Tensor, Tensor]:
     ids, lengths = SOURCE_VOCAB.encode([source for source, _ in pairs])
     targets, _ = TARGET_VOCAB.encode([target for _, target in pairs])
     return ids, lengths, targets
+
+
+# ---------------------------------------------------------------------------------------
+# Associative recall and a generated character corpus (Unit 08)
+# ---------------------------------------------------------------------------------------
+
+
+def associative_recall(
+    num_sequences: int,
+    num_pairs: int = 6,
+    num_keys: int = 16,
+    num_values: int = 16,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor]:
+    """Sequences ``k_0 v_0 k_1 v_1 ... k_{p-1} v_{p-1} q`` where the query q is one of
+    the keys, and the answer is that key's value: a lookup in the model's own context.
+
+    Keys are the tokens ``0 .. num_keys - 1`` (distinct within a sequence); values are
+    the tokens ``num_keys .. num_keys + num_values - 1`` (they may repeat); the
+    vocabulary has ``num_keys + num_values`` tokens.
+
+    Returns:
+        inputs ``(num_sequences, 2 * num_pairs + 1)`` and targets ``(num_sequences,)``,
+        both int64; targets are value tokens.
+    """
+    if num_pairs > num_keys:
+        raise ValueError(f"{num_pairs} distinct keys need num_keys >= {num_pairs}")
+    generator = torch.Generator().manual_seed(seed)
+    keys = torch.rand(num_sequences, num_keys, generator=generator).argsort(dim=1)
+    keys = keys[:, :num_pairs]  # distinct keys: the first p of a random permutation
+    values = num_keys + torch.randint(
+        0, num_values, (num_sequences, num_pairs), generator=generator
+    )
+    asked = torch.randint(0, num_pairs, (num_sequences, 1), generator=generator)
+    pairs = torch.stack([keys, values], dim=2).reshape(num_sequences, 2 * num_pairs)
+    inputs = torch.cat([pairs, keys.gather(1, asked)], dim=1)
+    return inputs, values.gather(1, asked).squeeze(1)
+
+
+NOUNS = ["cat", "dog", "bird", "owl", "girl", "king", "frog", "duck"]
+ADJECTIVES = ["big", "small", "old", "red", "shy", "loud"]
+VERBS = ["sleep", "run", "sing", "jump", "eat", "swim"]
+PREPOSITIONS = ["near", "behind", "with", "under"]
+BRACKETS = {"(": ")", "[": "]"}
+
+
+def _noun_phrase(rng: random.Random) -> tuple[str, bool]:
+    """'the [adjective] noun[s]' and whether it is plural."""
+    plural = rng.random() < 0.5
+    adjective = f"{rng.choice(ADJECTIVES)} " if rng.random() < 0.5 else ""
+    return f"the {adjective}{rng.choice(NOUNS)}{'s' if plural else ''}", plural
+
+
+def _prepositional_phrase(rng: random.Random, depth: int) -> str:
+    """'preposition noun-phrase', inside brackets, possibly holding another one."""
+    phrase = f"{rng.choice(PREPOSITIONS)} {_noun_phrase(rng)[0]}"
+    if depth < 2 and rng.random() < 0.4:
+        phrase += " " + _prepositional_phrase(rng, depth + 1)
+    opening = rng.choice(list(BRACKETS))
+    return f"{opening}{phrase}{BRACKETS[opening]}"
+
+
+def agreement_sentence(rng: random.Random) -> str:
+    """One sentence of the corpus: a subject, up to two bracketed prepositional phrases
+    (nested at most twice) whose nouns may differ in number, and a verb that agrees with
+    the subject: 'runs' after a singular subject, 'run' after a plural one.
+
+    'the small cats (near the dog [with the fox]) sleep.'
+    """
+    subject, plural = _noun_phrase(rng)
+    middle = "".join(
+        " " + _prepositional_phrase(rng, 1) for _ in range(rng.choice([0, 1, 1, 2]))
+    )
+    verb = rng.choice(VERBS) + ("" if plural else "s")
+    return f"{subject}{middle} {verb}."
+
+
+def agreement_corpus(num_sentences: int, seed: int = 0) -> str:
+    """``num_sentences`` sentences of :func:`agreement_sentence`, one per line.
+
+    Predicting the verb's last letter needs the subject's number, seen several words
+    (and brackets) earlier; predicting a closing bracket needs the matching opening one.
+    """
+    rng = random.Random(seed)
+    return "".join(agreement_sentence(rng) + "\n" for _ in range(num_sentences))
+
+
+def ngram_bits_per_character(train: str, valid: str, order: int) -> float:
+    """Bits per character on ``valid`` of a character n-gram model counted on ``train``
+    (order 1: unigram; order 2: bigram, the previous character as context), with add-one
+    smoothing over the characters of both texts. The first ``order - 1`` characters of
+    ``valid`` are context only."""
+    alphabet = sorted(set(train) | set(valid))
+    counts: dict[str, dict[str, int]] = {}
+    for i in range(order - 1, len(train)):
+        context = train[i - order + 1 : i]
+        counts.setdefault(context, {}).setdefault(train[i], 0)
+        counts[context][train[i]] += 1
+    total_bits = 0.0
+    for i in range(order - 1, len(valid)):
+        seen = counts.get(valid[i - order + 1 : i], {})
+        probability = (seen.get(valid[i], 0) + 1) / (sum(seen.values()) + len(alphabet))
+        total_bits -= math.log2(probability)
+    return total_bits / (len(valid) - order + 1)

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .attention import AdditiveAttention
 from .data import CharVocab
+from .transformer import MiniTransformer, TransformerConfig  # noqa: F401  (Unit 08)
 
 
 class Encoder(nn.Module):

@@ -1,0 +1,271 @@
+"""A small decoder-only transformer (Unit 08), one screen of code per class.
+
+The pieces of Units 01-07 put together in the GPT layout (Radford et al. 2019): token
+embedding plus positions, ``num_layers`` blocks of pre-LayerNorm causal self-attention
+and a position-wise feed-forward network, each wrapped in a residual connection, a
+final LayerNorm, and a linear map to one score (logit) per vocabulary entry.
+
+Shapes: tokens ``(batch, n)`` of integer ids; activations ``(batch, n, d_model)``;
+attention weights ``(batch, heads, n, n)``; logits ``(batch, n, vocab_size)``.
+
+For a key-value cache (Unit 09): every block's keys and values come from
+``block.attention.W_k`` and ``W_v`` applied to ``block.norm1(x)`` (pre-LN), and
+:meth:`MiniTransformer.forward` takes ``start``, the position of the first token it is
+given, so that new tokens can be fed one at a time with the right positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .attention import (
+    MultiHeadAttention,
+    merge_heads,
+    scaled_dot_product_attention,
+    split_heads,
+)
+from .masks import causal_mask
+from .positional import apply_rope, sinusoidal_encoding
+
+POSITIONS = ("learned", "sinusoidal", "rope", "none")
+
+
+class FeedForward(nn.Module):
+    """The position-wise feed-forward network: ``down(gelu(up(x)))``, applied to every
+    token on its own. ``up``: ``Linear(d_model, d_ff)``; ``down``: ``Linear(d_ff,
+    d_model)``. The non-linearity is what attention lacks: attention outputs are
+    weighted averages of (linear maps of) the inputs."""
+
+    def __init__(self, d_model: int, d_ff: int, bias: bool = True):
+        super().__init__()
+        self.up = nn.Linear(d_model, d_ff, bias=bias)
+        self.down = nn.Linear(d_ff, d_model, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x ``(..., d_model)`` -> ``(..., d_model)``."""
+        return self.down(F.gelu(self.up(x)))
+
+
+class RotaryMultiHeadAttention(MultiHeadAttention):
+    """:class:`MultiHeadAttention` with RoPE (Su et al. 2021): every head's queries and
+    keys are rotated by their positions before the scores; values are not."""
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        mask: Tensor | None = None,
+        positions: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """As :meth:`MultiHeadAttention.forward` (self-attention: query, key and value
+        have the same length); ``positions`` ``(n,)`` defaults to ``0..n-1``."""
+        if mask is not None and mask.dim() == 3:
+            mask = mask.unsqueeze(1)
+        q = apply_rope(split_heads(self.W_q(query), self.num_heads), positions)
+        k = apply_rope(split_heads(self.W_k(key), self.num_heads), positions)
+        v = split_heads(self.W_v(value), self.num_heads)
+        heads, weights = scaled_dot_product_attention(q, k, v, mask)
+        return self.W_o(merge_heads(heads)), weights
+
+
+class Block(nn.Module):
+    """One transformer block. Pre-LN (GPT-2): ``x + attention(norm1(x))``, then
+    ``x + ffn(norm2(x))``. Post-LN (Vaswani et al. 2017, ``pre_norm=False``):
+    ``norm1(x + attention(x))``, then ``norm2(x + ffn(x))``."""
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        pre_norm: bool = True,
+        rope: bool = False,
+    ):
+        super().__init__()
+        self.pre_norm = pre_norm
+        self.norm1 = nn.LayerNorm(d_model)
+        attention = RotaryMultiHeadAttention if rope else MultiHeadAttention
+        self.attention = attention(d_model, num_heads)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.ffn = FeedForward(d_model, d_ff)
+
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, **attention_kwargs
+    ) -> tuple[Tensor, Tensor]:
+        """x ``(batch, n, d_model)``, mask ``(n, n)`` (True = may attend) -> the new
+        x ``(batch, n, d_model)`` and the weights ``(batch, heads, n, n)``."""
+        if self.pre_norm:
+            h = self.norm1(x)
+            update, weights = self.attention(h, h, h, mask, **attention_kwargs)
+            x = x + update
+            x = x + self.ffn(self.norm2(x))
+        else:
+            update, weights = self.attention(x, x, x, mask, **attention_kwargs)
+            x = self.norm1(x + update)
+            x = self.norm2(x + self.ffn(x))
+        return x, weights
+
+
+@dataclass
+class TransformerConfig:
+    """The sizes of a :class:`MiniTransformer`.
+
+    ``positions``: "learned" (an embedding per position), "sinusoidal" (Vaswani et al.
+    2017, added to the token embeddings), "rope" (rotating queries and keys) or "none".
+    ``window``: None for full causal attention; w lets each token see itself and the
+    w - 1 tokens before it (w = 1: only itself). ``d_ff`` defaults to 4 * d_model.
+    """
+
+    vocab_size: int
+    context_length: int
+    d_model: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    d_ff: int | None = None
+    positions: str = "learned"
+    pre_norm: bool = True
+    tie_embeddings: bool = False
+    window: int | None = None
+
+    def __post_init__(self):
+        if self.positions not in POSITIONS:
+            raise ValueError(
+                f"positions must be one of {POSITIONS}, not {self.positions!r}"
+            )
+        if self.d_ff is None:
+            self.d_ff = 4 * self.d_model
+
+
+class MiniTransformer(nn.Module):
+    """A decoder-only transformer: token ids ``(batch, n)`` -> logits ``(batch, n,
+    vocab_size)`` and every layer's attention weights. Output t scores token t + 1."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = c = config
+        self.token_embedding = nn.Embedding(c.vocab_size, c.d_model)
+        if c.positions == "learned":
+            self.position_embedding = nn.Embedding(c.context_length, c.d_model)
+        if c.positions == "sinusoidal":
+            encoding = sinusoidal_encoding(c.context_length, c.d_model)
+            self.register_buffer("position_encoding", encoding, persistent=False)
+        self.blocks = nn.ModuleList(
+            Block(c.d_model, c.num_heads, c.d_ff, c.pre_norm, c.positions == "rope")
+            for _ in range(c.num_layers)
+        )
+        self.final_norm = nn.LayerNorm(c.d_model)
+        self.output = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        if c.tie_embeddings:
+            self.output.weight = self.token_embedding.weight
+
+    def attention_mask(self, n: int, start: int = 0) -> Tensor:
+        """``(n, start + n)`` boolean: causal, narrowed to the window if there is one."""
+        mask = causal_mask(start + n, device=self.output.weight.device)[start:]
+        if self.config.window is not None:
+            mask = mask.triu(-(self.config.window - 1) + start)
+        return mask
+
+    def forward(self, tokens: Tensor, start: int = 0) -> tuple[Tensor, list[Tensor]]:
+        """tokens ``(batch, n)`` at positions ``start..start+n-1`` -> logits ``(batch,
+        n, vocab_size)`` and a list of ``num_layers`` weights ``(batch, heads, n, n)``."""
+        n = tokens.shape[1]
+        if start + n > self.config.context_length:
+            raise ValueError(
+                f"{start + n} tokens, context is {self.config.context_length}"
+            )
+        positions = torch.arange(start, start + n, device=tokens.device)
+        x = self.token_embedding(tokens)
+        if self.config.positions == "learned":
+            x = x + self.position_embedding(positions)
+        if self.config.positions == "sinusoidal":
+            x = x + self.position_encoding[positions]
+        extra = {"positions": positions} if self.config.positions == "rope" else {}
+        mask = self.attention_mask(n, start)[:, start:]
+        weights = []
+        for block in self.blocks:
+            x, w = block(x, mask, **extra)
+            weights.append(w)
+        return self.output(self.final_norm(x)), weights
+
+
+def count_parameters(
+    vocab_size: int,
+    context_length: int,
+    d_model: int,
+    num_layers: int,
+    d_ff: int,
+    positions: str = "learned",
+    tie_embeddings: bool = False,
+) -> int:
+    """The number of parameters of :class:`MiniTransformer` (and of GPT-2) as a formula.
+
+    The number of heads does not appear: splitting d_model into heads adds no weights.
+    """
+    embeddings = vocab_size * d_model
+    if positions == "learned":
+        embeddings += context_length * d_model
+    attention = 4 * d_model * d_model + 4 * d_model  # W_q, W_k, W_v, W_o and biases
+    ffn = 2 * d_model * d_ff + d_ff + d_model  # up and down, with biases
+    norms = 2 * 2 * d_model  # two LayerNorms, each a scale and a shift per feature
+    block = attention + ffn + norms
+    output = 0 if tie_embeddings else d_model * vocab_size  # no bias, as in GPT-2
+    return embeddings + num_layers * block + 2 * d_model + output
+
+
+def lm_loss(logits: Tensor, tokens: Tensor, ignore_index: int = -100) -> Tensor:
+    """The language-model loss: position t's logits score token t + 1.
+
+    logits ``(batch, n, vocab)`` computed from ``tokens`` ``(batch, n)``; the last
+    position has no next token and the first token is never a target. Targets equal to
+    ``ignore_index`` (e.g. padding) are left out of the mean.
+    """
+    return F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]),
+        tokens[:, 1:].reshape(-1),
+        ignore_index=ignore_index,
+    )
+
+
+def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None = None):
+    """Logits ``(..., vocab)`` divided by the temperature, with everything below the
+    k-th largest set to -inf. softmax of the result is the sampling distribution."""
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth_largest = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth_largest, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def generate(
+    model: MiniTransformer,
+    prompt: Tensor,
+    num_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Extend ``prompt`` ``(batch, n)`` by ``num_tokens`` tokens, one at a time,
+    recomputing the whole (last ``context_length``) prefix at every step.
+
+    ``greedy`` takes the most likely token; otherwise a token is drawn from
+    softmax(filter_logits(...)) with ``generator``. Returns ``(batch, n + num_tokens)``.
+    """
+    model.eval()
+    tokens = prompt
+    for _ in range(num_tokens):
+        logits, _ = model(tokens[:, -model.config.context_length :])
+        last = logits[:, -1]
+        if greedy:
+            new = last.argmax(dim=-1, keepdim=True)
+        else:
+            probabilities = torch.softmax(filter_logits(last, temperature, top_k), -1)
+            new = torch.multinomial(probabilities, 1, generator=generator)
+        tokens = torch.cat([tokens, new], dim=1)
+    return tokens
