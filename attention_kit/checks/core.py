@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import os
 import re
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -322,7 +323,7 @@ class Checker:
                 "torch.tensor(...) around them)."
             )
         if weights is None:
-            weights = torch.randn(output.shape, generator=random_generator(7))
+            weights = loss_weights(output.shape)
         try:
             loss = (output * weights.to(output.dtype)).sum()
             found = torch.autograd.grad(loss, list(inputs), allow_unused=True)
@@ -394,6 +395,7 @@ def exercise(number: str, name: str) -> Callable:
         @functools.wraps(body)
         def check(answer: Any) -> None:
             checker = Checker(number, name)
+            check.passed = False
             if not callable(answer):
                 checker.fail(
                     f"pass the function itself, check_{name}({name}), not {describe(answer)} "
@@ -411,14 +413,26 @@ def exercise(number: str, name: str) -> Callable:
                     print(
                         f"⏳ Exercise {number} not attempted yet: fill in {name} and run again"
                     )
+                # Grading mode (set by nbgrader_config.py, see attention_kit.grading): an
+                # unattempted exercise fails, so that an empty submission scores nothing.
+                if os.environ.get("ATTENTION_KIT_GRADING") == "1":
+                    checker.fail("not attempted, so it scores no points")
                 return
             print(f"✅ {name}: {checker.passed}/{checker.passed} checks passed")
+            check.passed = True
 
         check.exercise = number
         check.answer_name = name
+        check.passed = False  # True once the latest answer checked passed every check
         return check
 
     return decorate
+
+
+def loss_weights(shape: Sequence[int]) -> Tensor:
+    """The fixed random weights of the loss that :meth:`Checker.gradients` differentiates:
+    use them to compute the reference's gradients for comparison."""
+    return torch.randn(tuple(shape), generator=random_generator(7))
 
 
 def random_generator(seed: int = 0) -> torch.Generator:
