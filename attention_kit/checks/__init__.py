@@ -20,6 +20,13 @@ from .unit06 import (
     check_sinusoidal_encoding,
 )
 from .unit07 import check_causal_mask, check_leaks_future, check_padded_causal_mask
+from .unit08 import (
+    check_feed_forward,
+    check_language_model_loss,
+    check_sample_next,
+    check_sampling_distribution,
+    check_transformer_block,
+)
 
 __all__ = [
     "ExerciseFailed",
@@ -28,6 +35,8 @@ __all__ = [
     "check_attention_pool",
     "check_causal_mask",
     "check_decoder_step",
+    "check_feed_forward",
+    "check_language_model_loss",
     "check_leaks_future",
     "check_masked_softmax",
     "check_merge_heads",
@@ -36,10 +45,13 @@ __all__ = [
     "check_offset_rotation",
     "check_padded_causal_mask",
     "check_rope_self_attention",
+    "check_sample_next",
+    "check_sampling_distribution",
     "check_scaled_dot_product_attention",
     "check_self_attention",
     "check_simple_self_attention",
     "check_sinusoidal_encoding",
     "check_softmax",
     "check_split_heads",
+    "check_transformer_block",
 ]
