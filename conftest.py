@@ -9,11 +9,15 @@ from collections import defaultdict
 from pathlib import Path
 
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 # pytest-xdist runs two workers on two cores; one thread each (inherited by the notebook
 # kernels and the book build) keeps them from fighting over the cores.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The notebook kernels draw their figures inline (this process keeps Agg, set above), even
+# under MPLBACKEND=Agg: the book shows the outputs of this run (attention_kit.executed).
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 ROOT = Path(__file__).resolve().parent
 NOTEBOOK_FOLDERS = ("lectures", "solutions", "notebooks")
@@ -23,6 +27,25 @@ def all_notebooks() -> list[Path]:
     return sorted(
         p for folder in NOTEBOOK_FOLDERS for p in (ROOT / folder).glob("*.ipynb")
     )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep the outputs nbval saw; a notebook whose cells all passed is stored for the
+    book build, which then shows these outputs instead of running the notebook again
+    (attention_kit.executed)."""
+    outcome = yield
+    if call.when != "call" or type(item).__name__ != "IPyNbCell":
+        return
+    notebook = item.parent
+    kept = notebook.__dict__.setdefault("executed_outputs", {})
+    if outcome.get_result().passed and item.test_outputs is not None:
+        kept[item.cell_num] = item.test_outputs
+    code_cells = sum(cell.cell_type == "code" for cell in notebook.nb.cells)
+    if len(kept) == code_cells:
+        from attention_kit.executed import executed_notebook, store
+
+        store(notebook.path, executed_notebook(notebook.nb, kept))
 
 
 def pytest_terminal_summary(terminalreporter):

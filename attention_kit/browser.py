@@ -1,0 +1,308 @@
+"""Look at built pages in headless Chromium, offline, and report what a reader would see.
+
+The book's and the slides' browser tests (``tests/test_browser.py``,
+``tests/test_slides.py``) use this. It starts Debian's ``chromium`` with a fresh profile,
+talks to it over the Chrome DevTools Protocol (a websocket on localhost), and fails
+every request that would leave the machine: only ``file:``, ``data:``, ``blob:`` and
+``about:`` URLs load. For each page it records those blocked requests, the images that
+did not load, and the state of MathJax.
+
+Usage::
+
+    with Chromium() as browser:
+        page = browser.open(Path("_build/html/intro.html"))
+        page.blocked, page.broken_images, page.maths, page.links
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import websocket  # the websocket-client package
+
+LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "chrome-error:", "devtools:")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--no-default-browser-check",
+    "--mute-audio",
+    "--allow-file-access-from-files",  # MathJax loads its fonts and parts with fetch
+    "--host-resolver-rules=MAP * ~NOTFOUND",  # and no name resolves, should one slip out
+    "--remote-debugging-port=0",
+    "--window-size=1300,1000",
+]
+
+# Runs in the page once it has loaded: waits for MathJax, then reports what was drawn.
+REPORT_SCRIPT = """
+(async () => {
+  const images = Array.from(document.images);
+  const broken = [];
+  await Promise.all(images.map(async (img) => {
+    img.loading = "eager";
+    try { await img.decode(); } catch (e) { broken.push(img.currentSrc || img.src); }
+    if (img.naturalWidth === 0 && !broken.includes(img.src)) broken.push(img.src);
+  }));
+  let mathjax = "absent";
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    try { await MathJax.startup.promise; mathjax = "ready"; }
+    catch (e) { mathjax = "failed: " + e; }
+  }
+  const formulas = Array.from(document.querySelectorAll(".math"));
+  const unrendered = formulas
+    .filter((m) => !m.querySelector("mjx-container") && !m.closest("mjx-container"))
+    .map((m) => m.textContent.trim().slice(0, 80));
+  const errors = Array.from(
+    document.querySelectorAll("mjx-merror, [data-mjx-error]")
+  ).map((e) => (e.getAttribute("data-mjx-error") || e.textContent).slice(0, 120));
+  const links = Array.from(document.querySelectorAll("a[href]")).map((a) => a.href);
+  return {
+    title: document.title,
+    images: images.length,
+    broken: broken,
+    mathjax: mathjax,
+    formulas: formulas.length,
+    rendered: document.querySelectorAll("mjx-container").length,
+    unrendered: unrendered,
+    errors: errors,
+    links: links,
+    nav: Array.from(document.querySelectorAll("nav.bd-links p.caption, "
+      + "nav.bd-docs-nav p.caption")).map((p) => p.textContent.trim()),
+    nav_links: Array.from(document.querySelectorAll("nav.bd-docs-nav a[href]"))
+      .map((a) => a.href),
+  };
+})()
+"""
+
+
+class BrowserError(RuntimeError):
+    """Chromium did not start, or did not answer."""
+
+
+@dataclass
+class Page:
+    """What one page showed: see ``REPORT_SCRIPT`` for the fields of ``report``."""
+
+    url: str
+    report: dict[str, Any]
+    blocked: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+
+    @property
+    def broken_images(self) -> list[str]:
+        return self.report["broken"]
+
+    @property
+    def links(self) -> list[str]:
+        return self.report["links"]
+
+
+def find_chromium() -> str | None:
+    """The path of Debian's chromium (or a Chrome), or None."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class Chromium:
+    """A headless Chromium that loads only local files. Use as a context manager."""
+
+    def __init__(self, executable: str | None = None, timeout: float = 60.0):
+        self.executable = executable or find_chromium()
+        if self.executable is None:
+            raise BrowserError("no chromium found (apt-get install chromium)")
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+        self._events: list[dict] = []
+        self._responses: dict[int, dict] = {}
+        self._session: str | None = None
+        self._blocked: list[str] = []
+        self._failed: list[str] = []
+        self._console: list[str] = []
+
+    # -- start and stop ---------------------------------------------------------------
+    def __enter__(self) -> Chromium:
+        self._profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
+        self._process = subprocess.Popen(
+            [self.executable, *FLAGS, f"--user-data-dir={self._profile.name}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        url = self._devtools_url()
+        self._socket = websocket.create_connection(url, timeout=self.timeout)
+        target = self._call("Target.createTarget", url="about:blank")["targetId"]
+        self._session = self._call(
+            "Target.attachToTarget", targetId=target, flatten=True
+        )["sessionId"]
+        for domain in ("Page", "Runtime", "Network"):
+            self._call(f"{domain}.enable")
+        self._call("Fetch.enable", patterns=[{"urlPattern": "*"}])
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            self._socket.close()
+        finally:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._profile.cleanup()
+
+    def _devtools_url(self) -> str:
+        deadline = time.monotonic() + self.timeout
+        assert self._process.stderr is not None
+        lines = []
+        while time.monotonic() < deadline:
+            line = self._process.stderr.readline()
+            if not line:
+                if self._process.poll() is not None:
+                    break
+                continue
+            lines.append(line)
+            found = re.search(r"DevTools listening on (ws://\S+)", line)
+            if found:
+                return found.group(1)
+        raise BrowserError("chromium did not start:\n" + "".join(lines[-20:]))
+
+    # -- the protocol -----------------------------------------------------------------
+    def _send(self, method: str, session: bool = True, **params: Any) -> int:
+        number = next(self._ids)
+        message: dict[str, Any] = {"id": number, "method": method, "params": params}
+        if session and self._session is not None:
+            message["sessionId"] = self._session
+        self._socket.send(json.dumps(message))
+        return number
+
+    def _call(self, method: str, **params: Any) -> dict:
+        number = self._send(method, **params)
+        deadline = time.monotonic() + self.timeout
+        while number not in self._responses:
+            if time.monotonic() > deadline:
+                raise BrowserError(f"no answer to {method}")
+            self._receive()
+        answer = self._responses.pop(number)
+        if "error" in answer:
+            raise BrowserError(f"{method}: {answer['error']}")
+        return answer.get("result", {})
+
+    def _receive(self) -> None:
+        message = json.loads(self._socket.recv())
+        if "id" in message:
+            self._responses[message["id"]] = message
+            return
+        method, params = message.get("method"), message.get("params", {})
+        if method == "Fetch.requestPaused":
+            url = params["request"]["url"]
+            if url.startswith(LOCAL_SCHEMES):
+                self._send("Fetch.continueRequest", requestId=params["requestId"])
+            else:
+                self._blocked.append(url)
+                self._send(
+                    "Fetch.failRequest",
+                    requestId=params["requestId"],
+                    errorReason="BlockedByClient",
+                )
+        elif method == "Network.requestWillBeSent":
+            url = params["request"]["url"]
+            if not url.startswith(LOCAL_SCHEMES) and url not in self._blocked:
+                self._blocked.append(url)
+        elif method == "Network.loadingFailed":
+            if params.get("errorText") != "net::ERR_BLOCKED_BY_CLIENT":
+                self._failed.append(f"{params.get('type')}: {params.get('errorText')}")
+        elif method == "Runtime.exceptionThrown":
+            details = params.get("exceptionDetails", {})
+            text = details.get("exception", {}).get("description") or details.get(
+                "text"
+            )
+            self._console.append(str(text)[:300])
+        elif method == "Runtime.consoleAPICalled" and params.get("type") == "error":
+            args = params.get("args", [])
+            self._console.append(
+                " ".join(str(a.get("value", a.get("description", ""))) for a in args)[
+                    :300
+                ]
+            )
+        self._events.append(message)
+
+    def _wait_for(self, method: str) -> dict:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            for index, event in enumerate(self._events):
+                if event.get("method") == method:
+                    del self._events[: index + 1]
+                    return event.get("params", {})
+            self._events.clear()
+            if time.monotonic() > deadline:
+                raise BrowserError(f"timed out waiting for {method}")
+            self._receive()
+
+    # -- what the tests use -------------------------------------------------------------
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression (awaited if it is a promise)."""
+        result = self._call(
+            "Runtime.evaluate",
+            expression=expression,
+            awaitPromise=True,
+            returnByValue=True,
+        )
+        if "exceptionDetails" in result:
+            raise BrowserError(f"script failed: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def open(self, path: Path | str, settle: float = 0.0) -> Page:
+        """Load a page, wait for it and MathJax, and report what it showed."""
+        url = path if isinstance(path, str) else Path(path).resolve().as_uri()
+        self._blocked, self._failed, self._console = [], [], []
+        self._events.clear()
+        self._call("Page.navigate", url=url)
+        self._wait_for("Page.loadEventFired")
+        if settle:
+            end = time.monotonic() + settle
+            while time.monotonic() < end:
+                self.evaluate("new Promise((r) => setTimeout(r, 100))")
+        report = self.evaluate(REPORT_SCRIPT)
+        return Page(
+            url, report, list(self._blocked), list(self._failed), list(self._console)
+        )
+
+    def screenshot(self, out: Path, full_page: bool = True) -> Path:
+        """A PNG of the page now open (the whole page, up to 8000 px high)."""
+        params: dict[str, Any] = {"format": "png"}
+        if full_page:
+            height = self.evaluate("document.documentElement.scrollHeight")
+            params["clip"] = {
+                "x": 0,
+                "y": 0,
+                "width": 1300,
+                "height": min(int(height), 8000),
+                "scale": 1,
+            }
+            params["captureBeyondViewport"] = True
+        data = self._call("Page.captureScreenshot", **params)["data"]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(base64.b64decode(data))
+        return out
