@@ -125,6 +125,53 @@ def simple_self_attention(x: Tensor) -> tuple[Tensor, Tensor]:
     return scaled_dot_product_attention(x, x, x)
 
 
+def attention_mask(
+    mask: Tensor | None,
+    n: int,
+    m: int,
+    key_padding_mask: Tensor | None = None,
+    head_axis: bool = False,
+) -> Tensor | None:
+    """The boolean mask (True = may attend) that the attention layers below apply to
+    scores ``(batch, n, m)``, or ``(batch, heads, n, m)`` when ``head_axis``.
+
+    ``mask`` is ``(m,)``, ``(n, m)`` (query x key, e.g. ``causal_mask(n)``) or
+    ``(batch, n, m)`` (``(batch, 1, m)`` for padding); with ``head_axis`` a 3-D mask gets
+    an axis for the heads, and a 4-D mask is used as given. A 2-D mask always means
+    ``(n, m)``: any other 2-D shape is an error, because a ``(batch, m)`` padding mask
+    read as ``(n, m)`` would silently give query i the mask of sequence i.
+    ``key_padding_mask`` ``(batch, m)``, True at real keys, is the explicit way to pass
+    padding; it is combined with ``mask`` by logical and.
+    """
+    if mask is not None:
+        if mask.dim() == 2 and mask.shape[0] not in (1, n):
+            raise ValueError(
+                f"a 2-D mask means (n, m) = ({n}, {m}), query by key (e.g. "
+                f"causal_mask(n)); got shape {tuple(mask.shape)}. For a (batch, m) "
+                "padding mask write mask[:, None, :], or pass it as key_padding_mask."
+            )
+        if mask.shape[-1] not in (1, m):
+            raise ValueError(
+                f"the mask's last dimension is the keys, m = {m}; got shape "
+                f"{tuple(mask.shape)}."
+            )
+        if head_axis and mask.dim() == 3:
+            mask = mask.unsqueeze(1)  # the same mask for every head
+    if key_padding_mask is not None:
+        if key_padding_mask.dim() != 2 or key_padding_mask.shape[-1] != m:
+            raise ValueError(
+                f"key_padding_mask must be (batch, m) with m = {m}, True at real keys; "
+                f"got shape {tuple(key_padding_mask.shape)}."
+            )
+        padding = (
+            key_padding_mask[:, None, None, :]
+            if head_axis
+            else key_padding_mask[:, None, :]
+        )
+        mask = padding if mask is None else mask & padding
+    return mask
+
+
 class SelfAttention(nn.Module):
     """Single-head self-attention: Q = X W_q, K = X W_k, V = X W_v from one sequence X.
 
@@ -138,10 +185,32 @@ class SelfAttention(nn.Module):
         self.W_k = nn.Linear(embed_dim, key_dim, bias=False)
         self.W_v = nn.Linear(embed_dim, value_dim, bias=False)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """x ``(batch, n, embed_dim)``, mask broadcastable to ``(batch, n, n)`` ->
-        output ``(batch, n, value_dim)`` and weights ``(batch, n, n)``."""
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        *,
+        key_padding_mask: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """x ``(batch, n, embed_dim)`` -> output ``(batch, n, value_dim)`` and weights
+        ``(batch, n, n)``.
+
+        ``mask`` (True = may attend) is ``(n,)``, ``(n, n)`` (e.g. ``causal_mask(n)``) or
+        ``(batch, n, n)`` / ``(batch, 1, n)``; a 2-D mask always means ``(n, n)``.
+        ``key_padding_mask`` ``(batch, n)`` is True at real tokens (the opposite of
+        ``nn.MultiheadAttention``'s ``key_padding_mask``, where True means "ignore").
+        See :func:`attention_mask`.
+        """
+        n = x.shape[-2]
+        mask = attention_mask(mask, n, n, key_padding_mask)
         return scaled_dot_product_attention(self.W_q(x), self.W_k(x), self.W_v(x), mask)
+
+
+def head_size(embed_dim: int, num_heads: int) -> int:
+    """``embed_dim // num_heads``; a ValueError unless the heads divide the features."""
+    if num_heads < 1 or embed_dim % num_heads:
+        raise ValueError(f"embed_dim {embed_dim} is not divisible by {num_heads} heads")
+    return embed_dim // num_heads
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
@@ -152,9 +221,8 @@ def split_heads(x: Tensor, num_heads: int) -> Tensor:
     separate (seq, head_dim) matrix for the batched matrix products.
     """
     batch, seq, embed_dim = x.shape
-    if embed_dim % num_heads:
-        raise ValueError(f"embed_dim {embed_dim} is not divisible by {num_heads} heads")
-    return x.view(batch, seq, num_heads, embed_dim // num_heads).transpose(1, 2)
+    head_dim = head_size(embed_dim, num_heads)
+    return x.view(batch, seq, num_heads, head_dim).transpose(1, 2)
 
 
 def merge_heads(x: Tensor) -> Tensor:
@@ -175,10 +243,8 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, embed_dim: int, num_heads: int, bias: bool = True):
         super().__init__()
-        if embed_dim % num_heads:
-            raise ValueError(
-                f"embed_dim {embed_dim} is not divisible by {num_heads} heads"
-            )
+        head_size(embed_dim, num_heads)  # fail here, not at the first forward pass
+        self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.W_q = nn.Linear(embed_dim, embed_dim, bias=bias)
         self.W_k = nn.Linear(embed_dim, embed_dim, bias=bias)
@@ -186,19 +252,30 @@ class MultiHeadAttention(nn.Module):
         self.W_o = nn.Linear(embed_dim, embed_dim, bias=bias)
 
     def forward(
-        self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        mask: Tensor | None = None,
+        *,
+        key_padding_mask: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """query ``(batch, n, embed_dim)``, key and value ``(batch, m, embed_dim)``.
 
         ``mask`` is boolean, True = may attend, and is shared by all heads: shape
-        ``(n, m)``, ``(m,)`` or ``(batch, n, m)``; a 4-D mask ``(batch, heads, n, m)`` is
-        used as given.
+        ``(m,)``, ``(n, m)`` or ``(batch, n, m)`` (``(batch, 1, m)`` for padding); a 4-D
+        mask ``(batch, heads, n, m)`` is used as given. A 2-D mask always means
+        ``(n, m)``, query by key; another 2-D shape raises a ValueError. Pass a
+        ``(batch, m)`` padding mask as ``key_padding_mask`` (True at real keys: the
+        opposite of ``nn.MultiheadAttention``'s ``key_padding_mask``, where True means
+        "ignore") or as ``mask[:, None, :]``. See :func:`attention_mask`.
 
         Returns:
             output ``(batch, n, embed_dim)`` and weights ``(batch, heads, n, m)``.
         """
-        if mask is not None and mask.dim() == 3:
-            mask = mask.unsqueeze(1)  # the same mask for every head
+        mask = attention_mask(
+            mask, query.shape[-2], key.shape[-2], key_padding_mask, head_axis=True
+        )
         q = split_heads(self.W_q(query), self.num_heads)
         k = split_heads(self.W_k(key), self.num_heads)
         v = split_heads(self.W_v(value), self.num_heads)
@@ -210,8 +287,40 @@ class MultiHeadAttention(nn.Module):
         """Copy the weights of a PyTorch ``nn.MultiheadAttention`` of the same size.
 
         PyTorch keeps W_q, W_k and W_v stacked in one ``in_proj_weight`` of shape
-        ``(3 embed_dim, embed_dim)``, in that order, and W_o in ``out_proj``.
+        ``(3 embed_dim, embed_dim)``, in that order, and W_o in ``out_proj``. The two
+        layers must agree on ``embed_dim``, ``num_heads`` and ``bias``; PyTorch's
+        ``kdim``/``vdim`` (separate key and value sizes), ``add_bias_kv`` and
+        ``add_zero_attn`` have no counterpart here and raise a ValueError.
+        ``batch_first`` does not matter: it changes the input layout, not the weights.
         """
+        problems = []
+        if reference.embed_dim != self.embed_dim:
+            problems.append(
+                f"embed_dim {reference.embed_dim} (theirs) != {self.embed_dim} (ours)"
+            )
+        if reference.num_heads != self.num_heads:
+            problems.append(
+                f"num_heads {reference.num_heads} (theirs) != {self.num_heads} (ours)"
+            )
+        if (reference.in_proj_bias is not None) != (self.W_q.bias is not None):
+            problems.append(
+                f"bias={reference.in_proj_bias is not None} (theirs) != "
+                f"bias={self.W_q.bias is not None} (ours)"
+            )
+        if not reference._qkv_same_embed_dim:
+            problems.append(
+                f"kdim={reference.kdim}, vdim={reference.vdim}: theirs projects keys or "
+                "values of another size than embed_dim"
+            )
+        if reference.bias_k is not None or reference.add_zero_attn:
+            problems.append(
+                "add_bias_kv / add_zero_attn add keys that ours does not have"
+            )
+        if problems:
+            raise ValueError(
+                "load_from_torch needs an nn.MultiheadAttention of the same shape: "
+                + "; ".join(problems)
+            )
         for mine, theirs in zip(
             (self.W_q, self.W_k, self.W_v),
             reference.in_proj_weight.chunk(3),
