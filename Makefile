@@ -6,12 +6,13 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 NOTEBOOK_DIRS := lectures solutions notebooks
 
-.PHONY: help book book-public test lab student slides bench clean
+.PHONY: help book book-public test lab progress student slides bench clean
 
 help:
 	@echo "make book         build the HTML book into _build/html (lectures, labs, solutions)"
 	@echo "make test         run every test: pytest, every notebook under nbval, ruff, the book build"
-	@echo "make lab          open the student labs in JupyterLab"
+	@echo "make lab          copy the labs into my_labs/ (your own, never overwritten) and open JupyterLab there"
+	@echo "make progress     run your labs in my_labs/ and print a table of every exercise's status"
 	@echo "make student      regenerate notebooks/ from solutions/ (clears outputs first)"
 	@echo "make book-public  build the book without the Solutions part into _build/public"
 	@echo "make slides       the lectures as reveal.js slide decks in _build/slides"
@@ -37,8 +38,21 @@ test: $(INSTALLED)
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests $(NOTEBOOK_DIRS) \
 		--nbval-lax --nbval-current-env -n 2 --dist loadscope --durations=15
 
+# Your own copies of the labs live in my_labs/ (git-ignored): new labs are copied in,
+# nothing there is ever overwritten. NEW="02_scoring_functions ..." puts the course's
+# current version of those labs beside yours; OPEN=no skips starting JupyterLab.
+MY_LABS ?= my_labs
 lab: $(INSTALLED)
-	$(BIN)/jupyter lab notebooks
+	$(BIN)/python -m attention_kit.learner --labs $(MY_LABS) setup --new "$(NEW)"
+ifeq ($(filter no 0 false,$(OPEN)),)
+	$(BIN)/jupyter lab $(MY_LABS)
+endif
+
+# Runs your labs in my_labs/ headless and prints where you stand (changes no file).
+# TIME_LIMIT=seconds per lab (default 180), JOBS=labs at once (default 2).
+progress: $(INSTALLED)
+	$(BIN)/python -m attention_kit.learner --labs $(MY_LABS) progress \
+		$(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT)) $(if $(JOBS),--jobs $(JOBS))
 
 student: $(INSTALLED)
 	$(BIN)/python -m attention_kit.release --strip
