@@ -250,3 +250,18 @@ MISTAKES = [
         "do not rotate the output",
     ),
 ]
+
+
+def rope_angles_in_float32(x, positions):
+    """Angles computed in float32 even for a float64 x: right to float32 precision."""
+    dim = x.shape[-1]
+    theta = positions[:, None].float() * 10000 ** (
+        -torch.arange(0, dim, 2).float() / dim
+    )
+    cos, sin = theta.cos().to(x.dtype), theta.sin().to(x.dtype)
+    even, odd = x[..., 0::2], x[..., 1::2]
+    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], -1).flatten(-2)
+
+
+def test_apply_rope_float32_angles_pass(capsys):
+    assert_passes(check_apply_rope, rope_angles_in_float32, capsys)
