@@ -6,6 +6,7 @@ from attention_kit.checks import (
     check_causal_mask,
     check_leaks_future,
     check_padded_causal_mask,
+    check_to_mha_mask,
 )
 from attention_kit.masks import causal_mask, padded_causal_mask, padding_mask
 from conftest import assert_fails_with, assert_passes
@@ -186,6 +187,42 @@ def leaks_n1_crash(model, inputs):
     return leaks_reference(model, inputs)
 
 
+# --- 07.4 to_mha_mask -----------------------------------------------------------------
+
+
+def mha_reference(mask, num_heads):
+    flipped = ~mask
+    return flipped.repeat_interleave(num_heads, dim=0) if mask.dim() == 3 else flipped
+
+
+def mha_expand_style(mask, num_heads):  # correct, written with expand and reshape
+    if mask.dim() == 2:
+        return torch.logical_not(mask)
+    batch, n, m = mask.shape
+    return (~mask)[:, None].expand(batch, num_heads, n, m).reshape(-1, n, m)
+
+
+def mha_not_inverted(mask, num_heads):
+    return mask.repeat_interleave(num_heads, dim=0) if mask.dim() == 3 else mask
+
+
+def mha_repeat(mask, num_heads):
+    return (~mask).repeat(num_heads, 1, 1) if mask.dim() == 3 else ~mask
+
+
+def mha_additive(mask, num_heads):
+    return mha_reference(mask, num_heads).float()
+
+
+def mha_no_heads(mask, num_heads):
+    return ~mask
+
+
+def mha_always_3d(mask, num_heads):
+    flipped = ~mask if mask.dim() == 3 else (~mask)[None]
+    return flipped.repeat_interleave(num_heads, dim=0)
+
+
 MISTAKES = [
     (check_causal_mask, causal_float, "dtype"),
     (check_causal_mask, causal_int, "boolean"),
@@ -211,6 +248,11 @@ MISTAKES = [
     (check_leaks_future, leaks_bool, "LIST"),
     (check_leaks_future, leaks_change_from_t, "AFTER t"),
     (check_leaks_future, leaks_n1_crash, "n = 1"),
+    (check_to_mha_mask, mha_not_inverted, "not inverted"),
+    (check_to_mha_mask, mha_repeat, "repeat_interleave"),
+    (check_to_mha_mask, mha_additive, "ADDS"),
+    (check_to_mha_mask, mha_no_heads, "batch * num_heads"),
+    (check_to_mha_mask, mha_always_3d, "keep (n, m)"),
 ]
 
 
@@ -221,6 +263,11 @@ def test_reference_answers_pass(capsys):
     assert_passes(check_padded_causal_mask, padded_broadcast_style, capsys)
     assert_passes(check_leaks_future, leaks_reference, capsys)
     assert_passes(check_leaks_future, leaks_allclose_tensor, capsys)
+    assert_passes(check_to_mha_mask, mha_reference, capsys)
+    assert_passes(check_to_mha_mask, mha_expand_style, capsys)
+    from attention_kit.masks import to_torch_mha_mask
+
+    assert_passes(check_to_mha_mask, to_torch_mha_mask, capsys)
 
 
 def test_the_kit_leakage_test_agrees_with_the_hidden_models(capsys):
@@ -256,3 +303,18 @@ def test_a_wrong_answer_on_one_edge_case_only_is_caught():
         return mask
 
     assert_fails_with(check_padded_causal_mask, wrong_for_empty, "length 0")
+
+
+def test_learners_may_treat_the_hidden_models_as_modules(capsys):
+    def leaks_with_eval(model, inputs):
+        model.eval()  # a learner's habit; the hidden models are nn.Modules
+        return leaks_reference(model, inputs)
+
+    assert_passes(check_leaks_future, leaks_with_eval, capsys)
+
+    def leaks_numpy_ints(model, inputs):
+        import numpy as np
+
+        return [np.int64(t) for t in leaks_reference(model, inputs)]
+
+    assert_passes(check_leaks_future, leaks_numpy_ints, capsys)

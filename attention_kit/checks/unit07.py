@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import Tensor
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 from ..masks import causal_mask, padded_causal_mask, padding_mask
 from .core import Checker, describe, exercise, random_generator
@@ -185,18 +187,19 @@ def check_padded_causal_mask(c: Checker, answer) -> None:
 # --- the leakage test -------------------------------------------------------------
 
 
-class _HiddenModel:
+class _HiddenModel(nn.Module):
     """One self-attention layer with fixed random weights and a chosen mask rule."""
 
     def __init__(
         self, mask_rule: Callable[[int], Tensor | None], seed: int, dim: int = 6
     ):
+        super().__init__()
         g = random_generator(seed)
         self.mask_rule = mask_rule
         self.w = torch.randn(dim, 3 * dim, generator=g) / math.sqrt(dim)
         self.w_out = torch.randn(dim, dim, generator=g) / math.sqrt(dim)
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:
         q, k, v = (x @ self.w.to(x.dtype)).chunk(3, dim=-1)
         scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
         mask = self.mask_rule(x.shape[1])
@@ -216,12 +219,14 @@ def _with_extra(pairs: list[tuple[int, int]]) -> Callable[[int], Tensor]:
     return rule
 
 
-def _positionwise(x: Tensor) -> Tensor:
-    return torch.tanh(x) * 2 + 1  # no attention at all: nothing leaks
+class _Positionwise(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.tanh(x) * 2 + 1  # no attention at all: nothing leaks
 
 
-def _sdpa_causal(x: Tensor) -> Tensor:
-    return torch.nn.functional.scaled_dot_product_attention(x, x, x, is_causal=True)
+class _SdpaCausal(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.scaled_dot_product_attention(x, x, x, is_causal=True)
 
 
 def _hidden_models(n: int) -> list[tuple[str, Callable[[Tensor], Tensor], list[int]]]:
@@ -229,8 +234,8 @@ def _hidden_models(n: int) -> list[tuple[str, Callable[[Tensor], Tensor], list[i
     every = list(range(n - 1))
     return [
         ("a correct causal model", _HiddenModel(causal_mask, 701), []),
-        ("PyTorch's SDPA with is_causal=True", _sdpa_causal, []),
-        ("a position-wise model (no attention)", _positionwise, []),
+        ("PyTorch's SDPA with is_causal=True", _SdpaCausal(), []),
+        ("a position-wise model (no attention)", _Positionwise(), []),
         (
             "a mask off by one (tril with diagonal=1)",
             _HiddenModel(lambda m: torch.ones(m, m, dtype=torch.bool).tril(1), 702),
@@ -264,13 +269,13 @@ def _positions(c: Checker, value: Any, what: str) -> list[int]:
     if isinstance(value, Tensor):
         value = value.flatten().tolist()
     if not isinstance(value, (list, tuple)) or not all(
-        isinstance(t, int) and not isinstance(t, bool) for t in value
+        isinstance(t, numbers.Integral) and not isinstance(t, bool) for t in value
     ):
         c.fail(
             f"{what} should return a list of ints (positions), but it returned "
             f"{describe(value)}."
         )
-    return list(value)
+    return [int(t) for t in value]
 
 
 @exercise("07.3", "leaks_future")
@@ -325,4 +330,98 @@ def check_leaks_future(c: Checker, answer) -> None:
         found == [],
         f"with n = 1 there is no position after 0, so nothing can leak: return [] "
         f"(you returned {found}).",
+    )
+
+
+# --- nn.MultiheadAttention's convention ---------------------------------------------
+
+
+def _mha_cases(g: torch.Generator) -> list[tuple[str, Tensor, int]]:
+    per_sequence = torch.rand(3, 4, 5, generator=g) > 0.4
+    per_sequence[..., 0] = True  # no empty row: nn.MultiheadAttention gives NaN there
+    return [
+        ("a causal (n, n) mask, 2 heads", causal_mask(4), 2),
+        (
+            "a padded causal (batch, n, n) mask, 2 heads",
+            padded_causal_mask(torch.tensor([4, 2, 1]), 4),
+            2,
+        ),
+        ("a (batch, n, m) mask with m != n, 3 heads", per_sequence, 3),
+        ("a (1, 1, 1) mask, 1 head", torch.ones(1, 1, 1, dtype=torch.bool), 1),
+    ]
+
+
+def _mha_reference(mask: Tensor, num_heads: int) -> Tensor:
+    flipped = ~mask
+    return flipped.repeat_interleave(num_heads, dim=0) if mask.dim() == 3 else flipped
+
+
+@exercise("07.4", "to_mha_mask")
+def check_to_mha_mask(c: Checker, answer) -> None:
+    g = random_generator(704)
+    for description, mask, num_heads in _mha_cases(g):
+        expected = _mha_reference(mask, num_heads)
+        what = f"to_mha_mask for {description}"
+        value = c.call(answer, mask, num_heads)
+        if isinstance(value, Tensor) and value.is_floating_point():
+            c.fail(
+                f"{what} is a float tensor: nn.MultiheadAttention ADDS a float attn_mask "
+                "to the scores (so a 0/1 mask would mask nothing). Return a boolean mask, "
+                "True = NOT allowed."
+            )
+        shape_hint = ""
+        if mask.dim() == 3 and isinstance(value, Tensor) and value.dim() == 3:
+            shape_hint = (
+                "nn.MultiheadAttention wants a 3-D attn_mask of shape "
+                "(batch * num_heads, n, m): one copy of each sequence's mask per head."
+            )
+        elif mask.dim() == 2:
+            shape_hint = (
+                "An (n, m) mask is shared by every sequence and head: keep (n, m)."
+            )
+        result = _bool_mask(c, value, what, tuple(expected.shape), shape_hint)
+        mistakes = [
+            (
+                mask if mask.dim() == 2 else mask.repeat_interleave(num_heads, dim=0),
+                "the mask is not inverted: nn.MultiheadAttention's boolean attn_mask "
+                "means True = NOT allowed, the opposite of this course. Use ~mask.",
+            ),
+        ]
+        if mask.dim() == 3 and num_heads > 1:
+            mistakes.append(
+                (
+                    (~mask).repeat(num_heads, 1, 1),
+                    "the copies are in the wrong order: row b * num_heads + h must hold "
+                    "sequence b's mask (all heads of sequence 0 first). "
+                    "repeat(num_heads, 1, 1) puts the sequences first; use "
+                    "repeat_interleave(num_heads, dim=0).",
+                )
+            )
+        _expect_mask(
+            c,
+            result,
+            expected,
+            f"{what}: invert the mask (True = NOT allowed) and, for a (batch, n, m) mask, "
+            "repeat each sequence's mask once per head, sequence by sequence.",
+            mistakes,
+        )
+    # The result must work in nn.MultiheadAttention itself.
+    torch.manual_seed(0)
+    layer = nn.MultiheadAttention(6, 3, batch_first=True)
+    x = torch.randn(2, 4, 6, generator=g)
+    course_mask = padded_causal_mask(torch.tensor([4, 3]), 4)
+    their_mask = c.call(answer, course_mask, 3)
+    try:
+        with torch.no_grad():
+            got, _ = layer(x, x, x, attn_mask=their_mask, need_weights=False)
+            expected_out, _ = layer(
+                x, x, x, attn_mask=_mha_reference(course_mask, 3), need_weights=False
+            )
+    except Exception as error:  # whatever PyTorch raises about a bad mask
+        c.fail(
+            f"nn.MultiheadAttention refused your mask: {type(error).__name__}: {error}"
+        )
+    c.expect(
+        torch.allclose(got, expected_out, atol=1e-6),
+        "nn.MultiheadAttention gives different outputs with your mask.",
     )
