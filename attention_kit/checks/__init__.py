@@ -19,7 +19,12 @@ from .unit06 import (
     check_rope_self_attention,
     check_sinusoidal_encoding,
 )
-from .unit07 import check_causal_mask, check_leaks_future, check_padded_causal_mask
+from .unit07 import (
+    check_causal_mask,
+    check_leaks_future,
+    check_padded_causal_mask,
+    check_to_mha_mask,
+)
 from .unit08 import (
     check_feed_forward,
     check_language_model_loss,
@@ -53,5 +58,6 @@ __all__ = [
     "check_sinusoidal_encoding",
     "check_softmax",
     "check_split_heads",
+    "check_to_mha_mask",
     "check_transformer_block",
 ]
