@@ -138,8 +138,13 @@ def print_table(rows: list[Row]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # No argparse `choices`: with nargs="*", Python 3.11 checks the empty default
+    # against them and refuses to run with no arguments. The names are checked here.
     parser.add_argument(
-        "only", nargs="*", choices=[[], *MEASUREMENTS], help="which to run"
+        "only",
+        nargs="*",
+        metavar="measurement",
+        help=f"which to run (default: all): {', '.join(MEASUREMENTS)}",
     )
     args = parser.parse_args(argv)
     unknown = set(args.only) - set(MEASUREMENTS)
@@ -148,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             f"unknown measurement(s) {sorted(unknown)}; choose from {list(MEASUREMENTS)}"
         )
     print(
-        f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads "
+        "(time_call pins 1 thread for the timings), "
         f"torch {torch.__version__}, python {platform.python_version()}"
     )
     rows: list[Row] = [("measurement", "value", "note")]
