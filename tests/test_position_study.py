@@ -73,3 +73,17 @@ def test_bench_rows_tiny_config():
     assert all(len(row) == 3 for row in rows)
     assert "positions >= 6" in rows[1][2]
     assert "positions" in bench.MEASUREMENTS
+
+
+def test_learned_rows_beyond_the_training_length_keep_their_initial_values():
+    """What the lab states: Adam never moves rows that never get a gradient."""
+    from attention_kit.train import set_seed
+
+    set_seed(3)
+    initial = PositionStudyModel("learned", dim=16, max_positions=20)
+    model = train_copy_back(
+        "learned", train_length=8, max_positions=20, steps=5, dim=16, seed=3
+    )
+    before, after = initial.positions.table.weight, model.positions.table.weight
+    assert torch.equal(after[8:], before[8:])
+    assert not torch.equal(after[:8], before[:8])
