@@ -6,6 +6,9 @@ that later labs can import it.
 - ``attention``: softmax-based pooling and scores, masked softmax, scaled dot-product,
   additive, self- and multi-head attention, Nadaraya-Watson regression
 - ``masks``: ``padding_mask``, ``causal_mask`` (True = may attend)
+- ``positional``: ``sinusoidal_encoding``, ``apply_rope`` (interleaved pairs), learned and
+  sinusoidal position modules
+- ``position_study``: Unit 06's length-generalisation experiment
 - ``models``: the GRU encoder-decoder of Unit 03, with or without attention
 - ``data``: generated data sets (no downloads)
 - ``train``: ``set_seed``, ``get_device``, ``random_batches``, ``fit``
