@@ -12,8 +12,9 @@ ways of adding order that the course builds:
 Conventions: positions count from 0; the base is 10000; the frequency of pair ``i``
 (dimensions ``2i`` and ``2i+1``) is ``omega_i = 10000 ** (-2i / dim)``. RoPE here uses
 the **interleaved** pairing of the RoFormer paper, (0, 1), (2, 3), ..., the same pairs
-as the sin/cos columns of the sinusoidal table. GPT-NeoX and Llama use the
-"rotate-half" layout, pairing dimension ``i`` with ``i + dim/2``;
+as the sin/cos columns of the sinusoidal table (Meta's LLaMA reference code pairs the
+same way). GPT-NeoX, and Hugging Face's implementation of Llama, use the "rotate-half"
+layout, pairing dimension ``i`` with ``i + dim/2``;
 :func:`apply_rope_rotate_half` is that layout, a fixed permutation of the dimensions
 away (:func:`interleaved_to_halves`).
 """
@@ -149,7 +150,7 @@ def apply_rope(
 def apply_rope_rotate_half(
     x: Tensor, positions: Tensor | None = None, base: float = BASE
 ) -> Tensor:
-    """RoPE in the "rotate-half" layout of GPT-NeoX and Llama.
+    """RoPE in the "rotate-half" layout of GPT-NeoX (and of Hugging Face's Llama).
 
     Dimension i is paired with i + dim/2 (for i < dim/2) and rotated by t * omega_i.
     It equals :func:`apply_rope` up to a fixed permutation of the dimensions:

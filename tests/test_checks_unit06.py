@@ -124,7 +124,7 @@ def rope_complex(x, positions):
 
 
 def rope_via_rotate_half(x, positions):
-    """The Llama layout, applied after moving the pairs to the halves and back."""
+    """The rotate-half layout, applied after moving the pairs to the halves and back."""
     dim = x.shape[-1]
     order = torch.cat([torch.arange(0, dim, 2), torch.arange(1, dim, 2)])
     rotated = rope(x[..., order], positions, halves=True)

@@ -226,8 +226,8 @@ ROPE_MISTAKES = [
     (
         {"halves": True},
         "you paired dimension i with i + dim/2 (the rotate-half layout of GPT-NeoX and "
-        "Llama). The statement pairs neighbours: (x[2i], x[2i+1]), i.e. x[..., 0::2] "
-        "with x[..., 1::2], and writes the results back interleaved.",
+        "Hugging Face's Llama). The statement pairs neighbours: (x[2i], x[2i+1]), "
+        "i.e. x[..., 0::2] with x[..., 1::2], and writes the results back interleaved.",
     ),
     (
         {"exponent": "i/d"},
