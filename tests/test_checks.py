@@ -227,6 +227,11 @@ MISTAKES = [
         "not used",
     ),
     (check_attention_pool, torch.mm, "torch.mm"),
+    (
+        check_attention_pool,
+        lambda w, v: torch.einsum("nm,md->nd", w, v),
+        "'...nm,...md->...nd'",
+    ),
     (check_attention_pool, torch.bmm, "torch.bmm needs 3-D"),
     (
         check_attention_pool,

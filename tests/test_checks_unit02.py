@@ -167,6 +167,21 @@ def sdpa_additive_mask(queries, keys, values, mask=None):
     return weights @ values, weights
 
 
+def sdpa_d_k_from_axis_2(queries, keys, values, mask=None):
+    scores = queries @ keys.transpose(-2, -1) / math.sqrt(queries.shape[2])
+    weights = masked_softmax(scores, mask)
+    return weights @ values, weights
+
+
+def sdpa_plain_softmax(queries, keys, values, mask=None):
+    """-inf fill and torch.softmax instead of masked_softmax: NaN for all padding."""
+    scores = queries @ keys.mT / math.sqrt(queries.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(~mask, INF)
+    weights = torch.softmax(scores, dim=-1)
+    return weights @ values, weights
+
+
 def sdpa_no_default(queries, keys, values, mask):
     return scaled_dot_product_attention(queries, keys, values, mask)
 
@@ -358,7 +373,9 @@ MISTAKES = [
         sdpa_with(sqrt_dk, transpose=lambda k: k.T),
         "keys.transpose(-2, -1)",
     ),
-    (check_scaled_dot_product_attention, sdpa_transpose_1_2, "transpose(1, 2) assume"),
+    (check_scaled_dot_product_attention, sdpa_transpose_1_2, "transpose(1, 2)"),
+    (check_scaled_dot_product_attention, sdpa_d_k_from_axis_2, "shape[-1]"),
+    (check_scaled_dot_product_attention, sdpa_plain_softmax, "not NaN"),
     (
         check_scaled_dot_product_attention,
         sdpa_with(sqrt_dk, use_mask=False),

@@ -143,6 +143,35 @@ class SelfAttentionPlainSoftmax(SelfAttention):
         return weights @ self.W_v(x), weights
 
 
+class SelfAttentionHandSoftmax(SelfAttention):
+    """exp without the maximum shift; empty rows handled by where: overflows."""
+
+    def forward(self, x, mask=None):
+        scores = self.W_q(x) @ self.W_k(x).mT / math.sqrt(self.W_q.out_features)
+        exponentials = torch.exp(scores)
+        if mask is not None:
+            exponentials = exponentials * mask
+        total = exponentials.sum(dim=-1, keepdim=True)
+        weights = torch.where(total > 0, exponentials / total, 0.0)
+        return weights @ self.W_v(x), weights
+
+
+class MultiHeadHandSoftmax(MultiHeadAttention):
+    def forward(self, query, key, value, mask=None):
+        if mask is not None and mask.dim() == 3:
+            mask = mask.unsqueeze(1)
+        q, k, v = (
+            split_heads(layer(x), self.num_heads)
+            for layer, x in ((self.W_q, query), (self.W_k, key), (self.W_v, value))
+        )
+        exponentials = torch.exp(q @ k.mT / math.sqrt(q.shape[-1]))
+        if mask is not None:
+            exponentials = exponentials * mask
+        total = exponentials.sum(dim=-1, keepdim=True)
+        weights = torch.where(total > 0, exponentials / total, 0.0)
+        return self.W_o(merge_heads(weights @ v)), weights
+
+
 class MultiHeadVariant(MultiHeadAttention):
     """The reference with one step changed by a class attribute."""
 
@@ -349,8 +378,9 @@ MISTAKES = [
     (check_self_attention, SelfAttentionTorchMaskConvention, "inverted"),
     (check_self_attention, SelfAttentionUnsqueezesMask, "without adding axes"),
     (check_self_attention, SelfAttentionNoMaskDefault, "raised TypeError"),
-    (check_self_attention, SelfAttentionPlainSoftmax, "not NaN"),
+    (check_self_attention, SelfAttentionPlainSoftmax, "must give zero"),
     (check_self_attention, BiasedSelfAttention, "bias=False"),
+    (check_self_attention, SelfAttentionHandSoftmax, "must not overflow"),
     (
         check_split_heads,
         lambda x, h: x.reshape(x.shape[0], h, x.shape[1], -1),
@@ -453,6 +483,7 @@ MISTAKES = [
     (check_multi_head_attention, IgnoresBias, "bias=bias"),
     (check_multi_head_attention, AlwaysWithoutBias, "bias=bias"),
     (check_multi_head_attention, NoBiasArgument, "bias=True"),
+    (check_multi_head_attention, MultiHeadHandSoftmax, "must not overflow"),
 ]
 
 

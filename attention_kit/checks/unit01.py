@@ -145,6 +145,11 @@ def check_softmax(c: Checker, softmax) -> None:
 
 def _pool_error_hint(error: Exception) -> str:
     message = str(error)
+    if "einsum" in message:
+        return (
+            "your einsum names a fixed number of dimensions; with leading batch "
+            "dimensions write '...nm,...md->...nd', or use weights @ values."
+        )
     if "cannot be multiplied" in message or "size mismatch" in message:
         return (
             "the operands of the matrix product do not line up: weights (n, m) @ values "

@@ -238,11 +238,13 @@ def check_masked_softmax(c: Checker, answer) -> None:
 
 
 def _sdpa_error_hint(error: Exception) -> str:
-    if "Dimension out of range" in str(error) or "must match" in str(error):
+    message = str(error)
+    if "out of range" in message or "must match" in message:
         return (
-            "swap only the last two dimensions of the keys, keys.transpose(-2, -1): "
             "inputs may be unbatched (n, d_k) or carry several leading dimensions "
-            "(batch, heads, n, d_k). keys.T and transpose(1, 2) assume one layout."
+            "(batch, heads, n, d_k): count dimensions from the end, "
+            "keys.transpose(-2, -1), softmax over dim=-1, d_k = queries.shape[-1]. "
+            "keys.T, transpose(1, 2) and shape[2] assume one layout."
         )
     return (
         "for batched tensors, swap only the last two dimensions of the keys: "

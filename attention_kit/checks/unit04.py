@@ -194,6 +194,7 @@ def check_self_attention(c: Checker, answer) -> None:
         ("a (batch, 1, n) padding mask", x, padding),
         ("a (batch, 1, n) mask where sequence 1 is all padding", x, all_padding),
         ("a single token and no mask", one_token, None),
+        ("long inputs (scores in the hundreds) and no mask", x * 25, None),
     ]
     for description, inputs, mask in cases:
         args = (inputs,) if mask is None else (inputs, mask)
@@ -209,8 +210,9 @@ def check_self_attention(c: Checker, answer) -> None:
             weights,
             f"weights with {description}",
             shape=expected_weights.shape,
-            nan_hint="a sequence where no token may be attended must give zero weights, "
-            "not NaN: use masked_softmax.",
+            nan_hint="NaN: a sequence where no token may be attended must give zero "
+            "weights, and scores in the hundreds must not overflow: use masked_softmax "
+            "(or subtract each row's maximum before exp).",
         )
         output = c.tensor(
             output, f"output with {description}", shape=expected_output.shape

@@ -279,6 +279,7 @@ def check_multi_head_attention(c: Checker, answer) -> None:
                 (query, key, value, all_padding),
             ),
             ("one query and one key (batch 1)", (one, one * 2, one - 1)),
+            ("long inputs (scores in the hundreds)", (query * 20, key * 20, value)),
         ]
         for description, args in cases:
             what = f"MultiHeadAttention({embed_dim}, {num_heads}, bias={bias}) with {description}"
@@ -292,8 +293,9 @@ def check_multi_head_attention(c: Checker, answer) -> None:
                 f"the weights of {what}",
                 shape=(q_in.shape[0], num_heads, n, m),
                 shape_hint="Return the weights of every head: (batch, heads, n, m).",
-                nan_hint="a sequence where no key is allowed must give zero weights, "
-                "not NaN: use masked_softmax (or the course's scaled_dot_product_attention).",
+                nan_hint="NaN: a sequence where no key is allowed must give zero "
+                "weights, and scores in the hundreds must not overflow: use masked_softmax "
+                "(or the course's scaled_dot_product_attention).",
             )
             output = c.tensor(
                 output,
