@@ -418,3 +418,39 @@ def test_a_module_with_buffers_and_parameter_free_submodules_passes(capsys):
             self.activation = nn.Tanh()
 
     assert_passes(check_additive_attention, WithExtras, capsys)
+
+
+class EmptyModule(nn.Module):
+    """A module class with no layers whose forward returns nonsense."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, *args, **kwargs):
+        return None
+
+
+def raises_value_error(*args, **kwargs):
+    raise ValueError("something the learner's code got wrong")
+
+
+JUNK_ANSWERS = {
+    "returns None": lambda *args, **kwargs: None,
+    "returns a string": lambda *args, **kwargs: "weights",
+    "returns a pair of None": lambda *args, **kwargs: (None, None),
+    "returns a scalar tensor": lambda *args, **kwargs: torch.tensor(1.0),
+    "returns integer tensors": lambda *args, **kwargs: (
+        (torch.zeros(2, dtype=torch.long),) * 3
+    ),
+    "raises ValueError": raises_value_error,
+    "an empty module": EmptyModule,
+}
+
+
+@pytest.mark.parametrize("junk", JUNK_ANSWERS.values(), ids=list(JUNK_ANSWERS))
+@pytest.mark.parametrize("checker", ALL_CHECKERS, ids=lambda c: c.__name__)
+def test_no_checker_crashes_on_a_nonsense_answer(checker, junk):
+    """Whatever the answer does, the learner gets an ExerciseFailed with a message."""
+    with pytest.raises(ExerciseFailed) as failure:
+        checker(junk)
+    assert failure.value.hint.strip()
