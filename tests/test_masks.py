@@ -273,3 +273,31 @@ def test_conversions_refuse_float_masks():
         additive == 0, causal_mask(3)
     )
     assert torch.equal(to_torch_mha_mask(causal_mask(3)), ~causal_mask(3))
+
+
+def test_what_each_api_returns_for_a_row_with_no_allowed_key():
+    """Lecture 07 states these results for the pinned torch; this pins them."""
+    x = random(1, 3, 4, seed=5)
+    mask = torch.tensor(
+        [[True, False, False], [False, False, False], [True, True, True]]
+    )
+    ours, _ = scaled_dot_product_attention(x, x, x, mask)
+    assert (ours[0, 1] == 0).all()
+    assert (F.scaled_dot_product_attention(x, x, x, attn_mask=mask)[0, 1] == 0).all()
+    additive = to_additive_mask(mask)
+    assert (
+        F.scaled_dot_product_attention(x, x, x, attn_mask=additive)[0, 1] == 0
+    ).all()
+
+    torch.manual_seed(0)
+    mha = nn.MultiheadAttention(4, 2, batch_first=True)
+    with torch.no_grad():
+        mha.out_proj.bias.normal_()
+        for kwargs in (
+            {"attn_mask": to_torch_mha_mask(mask)},
+            {"key_padding_mask": torch.ones(1, 3, dtype=torch.bool)},
+        ):
+            with_weights, weights = mha(x, x, x, need_weights=True, **kwargs)
+            assert with_weights[0, 1].isnan().all() and weights[0, 1].isnan().all()
+            without, _ = mha(x, x, x, need_weights=False, **kwargs)
+            assert torch.allclose(without[0, 1], mha.out_proj.bias)
