@@ -296,9 +296,9 @@ def additive_function(query_dim, key_dim, hidden_dim):
 
 
 REFERENCES = [
-    (check_masked_softmax, masked_softmax, "masked_softmax: 14/14"),
-    (check_masked_softmax, nan_to_zero_after, "14/14"),
-    (check_masked_softmax, masked_softmax_where, "14/14"),
+    (check_masked_softmax, masked_softmax, "masked_softmax: 15/15"),
+    (check_masked_softmax, nan_to_zero_after, "15/15"),
+    (check_masked_softmax, masked_softmax_where, "15/15"),
     (check_scaled_dot_product_attention, scaled_dot_product_attention, "12/12"),
     (check_scaled_dot_product_attention, sdpa_with(sqrt_dk), "12/12"),
     (check_scaled_dot_product_attention, sdpa_einsum, "12/12"),

@@ -77,6 +77,7 @@ def _mask_cases(g: torch.Generator) -> list[tuple[str, Tensor, Tensor]]:
         ("a (batch, 1, m) padding mask", scores, padding),
         ("a (batch, n, m) mask", scores, per_query),
         ("an (n, m) mask shared by the batch", scores, per_position),
+        ("one query, scores (batch, 1, m)", scores[:, :1], padding),
     ]
 
 
