@@ -5,7 +5,8 @@ that later labs can import it.
 
 - ``attention``: softmax-based pooling and scores, masked softmax, scaled dot-product,
   additive, self- and multi-head attention, Nadaraya-Watson regression
-- ``masks``: ``padding_mask``, ``causal_mask`` (True = may attend)
+- ``masks``: ``padding_mask``, ``causal_mask``, ``padded_causal_mask`` (True = may
+  attend); ``to_torch_mha_mask``, ``to_additive_mask``; ``leaks_future``, the leakage test
 - ``positional``: ``sinusoidal_encoding``, ``apply_rope`` (interleaved pairs), learned and
   sinusoidal position modules
 - ``position_study``: Unit 06's length-generalisation experiment
