@@ -90,6 +90,17 @@ def _copy(value: Any) -> Any:
     return value
 
 
+def _unchanged(copy: Tensor, original: Tensor) -> bool:
+    """Whether the learner's copy of an input still equals the original (NaN = NaN)."""
+    copy, original = copy.detach(), original.detach()
+    if copy.shape != original.shape or copy.dtype != original.dtype:
+        return False
+    same = copy == original
+    if copy.is_floating_point():
+        same |= copy.isnan() & original.isnan()
+    return bool(same.all())
+
+
 def _argument_names(answer: Callable, count: int) -> list[str]:
     """The names of the first ``count`` parameters of ``answer`` (of ``forward`` for a
     module), for messages; ``argument k`` where they cannot be read."""
@@ -175,10 +186,7 @@ class Checker:
             self.fail(f"{message}\nHint: {error_hint}" if error_hint else message)
         names = _argument_names(answer, len(args))
         for name, original, copy in zip(names, args, given, strict=True):
-            if isinstance(original, Tensor) and not (
-                copy.shape == original.shape
-                and torch.equal(copy.detach(), original.detach())
-            ):
+            if isinstance(original, Tensor) and not _unchanged(copy, original):
                 self.fail(
                     f"your {self.name} changed its input {name} in place: "
                     + IN_PLACE_HINT
