@@ -318,3 +318,14 @@ def test_learners_may_treat_the_hidden_models_as_modules(capsys):
         return [np.int64(t) for t in leaks_reference(model, inputs)]
 
     assert_passes(check_leaks_future, leaks_numpy_ints, capsys)
+
+
+def test_the_checkers_leave_the_global_random_state_alone(capsys):
+    from attention_kit.masks import to_torch_mha_mask
+
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    check_leaks_future(leaks_reference)  # calls torch.randn many times inside
+    check_to_mha_mask(to_torch_mha_mask)  # builds an nn.MultiheadAttention
+    assert torch.rand(1) == before
