@@ -189,3 +189,21 @@ def test_additive_attention_parameters_and_formula():
             expected = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
             assert torch.allclose(weights[b, i], expected, atol=1e-6)
             assert torch.allclose(out[b, i], expected @ values[b], atol=1e-6)
+
+
+def test_a_plain_softmax_of_a_fully_masked_row_poisons_only_the_values_gradient():
+    """Lecture 02's claim: softmax(masked_fill(-inf)) of a row with no allowed key is NaN;
+    in the backward pass the values' gradient is NaN, while masked_fill's backward sends
+    zeros to every entry it filled, so the scores' gradient stays finite."""
+    scores = random(2, 3, seed=1).requires_grad_()
+    values = random(3, 2, seed=2).requires_grad_()
+    mask = torch.tensor([[True, False, True], [False, False, False]])
+    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+    assert torch.isnan(weights[1]).all() and torch.isfinite(weights[0]).all()
+    (weights @ values).sum().backward()
+    assert torch.isnan(values.grad).all()
+    assert torch.isfinite(scores.grad).all() and (scores.grad[1] == 0).all()
+    # the course's masked_softmax: zeros forward, finite gradients for both
+    scores.grad, values.grad = None, None
+    (masked_softmax(scores, mask) @ values).sum().backward()
+    assert torch.isfinite(values.grad).all() and torch.isfinite(scores.grad).all()
