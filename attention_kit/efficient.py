@@ -1,0 +1,326 @@
+"""Efficient attention (Unit 09): a key-value cache, exact tiled attention, sliding
+windows and linear attention.
+
+- :func:`generate_cached` extends a prompt with Unit 08's :class:`MiniTransformer`,
+  feeding one new token per step and keeping every layer's keys and values in a
+  :class:`KVCache`; it reuses the model's own modules (embeddings, LayerNorms,
+  ``W_q``, ``W_k``, ``W_v``, ``W_o``, feed-forward networks), so it computes exactly
+  what :func:`attention_kit.transformer.generate` computes, without the recomputation.
+- :func:`tiled_attention` is exact softmax attention computed over blocks of keys with
+  an online softmax (a running maximum, a running sum and a rescaled output
+  accumulator), the algorithm of FlashAttention (Dao et al. 2022) in plain PyTorch: it
+  never holds more than ``(n, block_size)`` scores at a time.
+- :func:`sliding_window_mask` is the band mask of sliding-window attention.
+- :func:`linear_attention` is the linear attention of Katharopoulos et al. (2020) with
+  the feature map elu(x) + 1, non-causal and causal (a running sum over positions).
+
+Shapes follow the course: queries ``(..., n, d_k)``, keys ``(..., m, d_k)``, values
+``(..., m, d_v)``, masks boolean with True = may attend, broadcastable to ``(..., n, m)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .attention import merge_heads, scaled_dot_product_attention, split_heads
+from .positional import apply_rope
+from .transformer import MiniTransformer, filter_logits
+
+# --- the key-value cache ----------------------------------------------------------------
+
+
+@dataclass
+class KVCache:
+    """Every layer's keys and values so far: ``keys[l]`` and ``values[l]`` are
+    ``(batch, heads, length, head_dim)``; with RoPE the keys are stored rotated."""
+
+    keys: list[Tensor] = field(default_factory=list)
+    values: list[Tensor] = field(default_factory=list)
+
+    @property
+    def length(self) -> int:
+        """How many positions are cached (0 for an empty cache)."""
+        return self.keys[0].shape[-2] if self.keys else 0
+
+    def nbytes(self) -> int:
+        """Bytes held by the cached tensors."""
+        return sum(t.numel() * t.element_size() for t in self.keys + self.values)
+
+
+def kv_cache_bytes(
+    num_layers: int,
+    context: int,
+    d_model: int,
+    bytes_per_element: int,
+    batch: int = 1,
+    num_heads: int = 1,
+    num_kv_heads: int | None = None,
+) -> int:
+    """The size of a full key-value cache: layers x 2 (keys and values) x context x
+    d_model x bytes per element x batch.
+
+    With grouped-query attention (Ainslie et al. 2023) only ``num_kv_heads`` of the
+    ``num_heads`` heads have their own keys and values, so the cache shrinks by
+    ``num_kv_heads / num_heads``; multi-query attention (Shazeer 2019) is
+    ``num_kv_heads = 1``. None means one key-value head per head (plain multi-head).
+    """
+    kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+    if num_heads % kv_heads:
+        raise ValueError(f"{num_heads} heads cannot share {kv_heads} key-value heads")
+    kv_width = d_model * kv_heads // num_heads
+    return num_layers * 2 * context * kv_width * bytes_per_element * batch
+
+
+def cached_forward(
+    model: MiniTransformer, tokens: Tensor, cache: KVCache
+) -> tuple[Tensor, KVCache]:
+    """Run ``model`` on new tokens ``(batch, n)`` that follow the ``cache.length``
+    tokens already in ``cache``; returns logits ``(batch, n, vocab_size)`` and the cache
+    with the new keys and values appended (a new object; ``cache`` is not changed).
+
+    The new tokens sit at positions ``cache.length .. cache.length + n - 1``: learned
+    and sinusoidal positions are looked up there, and RoPE rotates the new queries and
+    keys by those positions (the cached keys were rotated when they were new). The mask
+    is the model's own (causal, and windowed if the model has a window), ``(n, past + n)``.
+    """
+    config = model.config
+    past, n = cache.length, tokens.shape[1]
+    if past + n > config.context_length:
+        raise ValueError(f"{past + n} tokens, context is {config.context_length}")
+    positions = torch.arange(past, past + n, device=tokens.device)
+    x = model.token_embedding(tokens)
+    if config.positions == "learned":
+        x = x + model.position_embedding(positions)
+    if config.positions == "sinusoidal":
+        x = x + model.position_encoding[positions]
+    mask = model.attention_mask(n, start=past)  # (n, past + n)
+    new = KVCache()
+    for layer, block in enumerate(model.blocks):
+        attention = block.attention
+        h = block.norm1(x) if block.pre_norm else x
+        q = split_heads(attention.W_q(h), attention.num_heads)
+        k = split_heads(attention.W_k(h), attention.num_heads)
+        v = split_heads(attention.W_v(h), attention.num_heads)
+        if config.positions == "rope":
+            q, k = apply_rope(q, positions), apply_rope(k, positions)
+        if past:
+            k = torch.cat([cache.keys[layer], k], dim=-2)  # the sequence axis
+            v = torch.cat([cache.values[layer], v], dim=-2)
+        new.keys.append(k)
+        new.values.append(v)
+        heads, _ = scaled_dot_product_attention(q, k, v, mask)
+        update = attention.W_o(merge_heads(heads))
+        if block.pre_norm:
+            x = x + update
+            x = x + block.ffn(block.norm2(x))
+        else:
+            x = block.norm1(x + update)
+            x = block.norm2(x + block.ffn(x))
+    return model.output(model.final_norm(x)), new
+
+
+@torch.no_grad()
+def generate_cached(
+    model: MiniTransformer,
+    prompt: Tensor,
+    num_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """:func:`attention_kit.transformer.generate` with a key-value cache: the prompt
+    ``(batch, n)`` is run once, then each step feeds only the newest token.
+
+    Same arguments and the same result (for greedy decoding, and for sampling with the
+    same ``generator``), as long as prompt plus new tokens fit in the context.
+    Returns ``(batch, n + num_tokens)``.
+    """
+    if prompt.shape[1] + num_tokens > model.config.context_length:
+        raise ValueError(
+            f"{prompt.shape[1]} + {num_tokens} tokens do not fit in the context "
+            f"of {model.config.context_length}; a cache cannot slide a learned context"
+        )
+    model.eval()
+    tokens, cache, step_input = prompt, KVCache(), prompt
+    for _ in range(num_tokens):
+        logits, cache = cached_forward(model, step_input, cache)
+        last = logits[:, -1]
+        if greedy:
+            new = last.argmax(dim=-1, keepdim=True)
+        else:
+            probabilities = torch.softmax(filter_logits(last, temperature, top_k), -1)
+            new = torch.multinomial(probabilities, 1, generator=generator)
+        tokens = torch.cat([tokens, new], dim=1)
+        step_input = new
+    return tokens
+
+
+def grouped_query_attention(
+    queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None = None
+) -> Tensor:
+    """Attention where groups of query heads share one key-value head (Ainslie et al.
+    2023; one shared head is multi-query attention, Shazeer 2019).
+
+    queries ``(batch, heads, n, d_k)``, keys ``(batch, kv_heads, m, d_k)``, values
+    ``(batch, kv_heads, m, d_v)`` with ``heads`` a multiple of ``kv_heads``: query heads
+    ``g * heads/kv_heads .. (g+1) * heads/kv_heads - 1`` use key-value head g.
+    Returns ``(batch, heads, n, d_v)``.
+    """
+    group = queries.shape[1] // keys.shape[1]
+    if group * keys.shape[1] != queries.shape[1]:
+        raise ValueError(
+            f"{queries.shape[1]} query heads cannot share {keys.shape[1]} kv heads"
+        )
+    keys = keys.repeat_interleave(group, dim=1)
+    values = values.repeat_interleave(group, dim=1)
+    return scaled_dot_product_attention(queries, keys, values, mask)[0]
+
+
+# --- tiled attention with an online softmax -----------------------------------------------
+
+
+def online_softmax_update(
+    state: tuple[Tensor, Tensor, Tensor], scores: Tensor, values: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One step of the online softmax: fold a block of scores and values into the
+    running state ``(running_max (..., n, 1), running_sum (..., n, 1), output
+    (..., n, d_v))``, where ``output`` is the sum of exp(score - running_max) * value
+    over the keys seen so far (not yet divided by the running sum).
+
+    scores ``(..., n, b)`` (-inf where a key is not allowed), values ``(..., b, d_v)``.
+    When the maximum grows from m to m', everything summed so far was taken relative to
+    m and is rescaled by exp(m - m') <= 1. A row with no allowed key so far keeps
+    maximum -inf and sum 0 (its exponentials are computed against 0 instead).
+    """
+    running_max, running_sum, output = state
+    new_max = torch.maximum(running_max, scores.amax(dim=-1, keepdim=True))
+    safe_max = torch.where(torch.isinf(new_max), torch.zeros_like(new_max), new_max)
+    rescale = torch.exp(running_max - safe_max)  # exp(-inf) = 0 for an empty history
+    weights = torch.exp(scores - safe_max)  # (..., n, b), unnormalised
+    running_sum = running_sum * rescale + weights.sum(dim=-1, keepdim=True)
+    output = output * rescale + weights @ values
+    return new_max, running_sum, output
+
+
+def tiled_attention(
+    queries: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    mask: Tensor | None = None,
+    block_size: int = 128,
+    causal: bool = False,
+) -> Tensor:
+    """Exact softmax(Q K^T / sqrt(d_k)) V, computed over blocks of ``block_size`` keys
+    with an online softmax, so that at most ``(..., n, block_size)`` scores exist at a
+    time (the FlashAttention algorithm of Dao et al. 2022, without its fused kernel).
+
+    Args:
+        queries: ``(..., n, d_k)``; keys ``(..., m, d_k)``; values ``(..., m, d_v)``.
+        mask: boolean, True = may attend, broadcastable to ``(..., n, m)``. A row with
+            no allowed key gives zeros, as :func:`attention_kit.attention.masked_softmax`.
+        block_size: keys per block; the last block may be shorter.
+        causal: also apply the causal mask (key j <= query i), built block by block
+            instead of as an (n, m) tensor.
+
+    Returns:
+        output ``(..., n, d_v)``, equal to plain attention up to rounding.
+    """
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    if mask is not None and mask.dtype != torch.bool:
+        raise TypeError(f"mask must be boolean (True = may attend), got {mask.dtype}")
+    n, m = queries.shape[-2], keys.shape[-2]
+    scale = 1 / math.sqrt(queries.shape[-1])
+    batch_shape = torch.broadcast_shapes(queries.shape[:-2], keys.shape[:-2])
+    like = dict(dtype=queries.dtype, device=queries.device)
+    state = (
+        torch.full((*batch_shape, n, 1), float("-inf"), **like),
+        torch.zeros((*batch_shape, n, 1), **like),
+        torch.zeros((*batch_shape, n, values.shape[-1]), **like),
+    )
+    rows = torch.arange(n, device=queries.device)[:, None]
+    for start in range(0, m, block_size):
+        stop = min(start + block_size, m)
+        scores = queries @ keys[..., start:stop, :].transpose(-2, -1) * scale
+        allowed = None
+        if mask is not None:
+            allowed = mask[..., start:stop] if mask.shape[-1] == m else mask
+        if causal:
+            columns = torch.arange(start, stop, device=queries.device)[None, :]
+            below = columns <= rows
+            allowed = below if allowed is None else allowed & below
+        if allowed is not None:
+            scores = scores.masked_fill(~allowed, float("-inf"))
+        state = online_softmax_update(state, scores, values[..., start:stop, :])
+    _, running_sum, output = state
+    # A row that never met an allowed key has sum 0 and output 0: divide by 1 there.
+    return output / torch.where(
+        running_sum > 0, running_sum, torch.ones_like(running_sum)
+    )
+
+
+# --- sliding windows ----------------------------------------------------------------------
+
+
+def sliding_window_mask(
+    n: int, window: int, causal: bool = True, device: torch.device | str | None = None
+) -> Tensor:
+    """The band mask ``(n, n)``, True = may attend.
+
+    Causal: query i sees keys i - window + 1 .. i (itself and the window - 1 before it,
+    the convention of ``TransformerConfig.window``). Not causal: keys with
+    |i - j| <= window - 1, window - 1 on each side. ``window >= n`` (causal) is the
+    causal mask.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    i = torch.arange(n, device=device)[:, None]
+    j = torch.arange(n, device=device)[None, :]
+    if causal:
+        return (j <= i) & (i - j < window)
+    return (i - j).abs() < window
+
+
+# --- linear attention ---------------------------------------------------------------------
+
+
+def elu_feature_map(x: Tensor) -> Tensor:
+    """phi(x) = elu(x) + 1, positive everywhere (Katharopoulos et al. 2020)."""
+    return F.elu(x) + 1
+
+
+def linear_attention(
+    queries: Tensor, keys: Tensor, values: Tensor, causal: bool = False
+) -> Tensor:
+    """Linear attention (Katharopoulos et al. 2020): the similarity exp(q.k/sqrt(d_k))
+    of softmax attention is replaced by phi(q).phi(k) with phi = elu + 1, so that
+
+        out_i = phi(q_i)^T (sum_j phi(k_j) v_j^T) / phi(q_i)^T (sum_j phi(k_j)),
+
+    and the sums over keys are computed once: O(n d_k d_v) instead of O(n^2).
+    ``causal`` sums only over j <= i, as a running (cumulative) sum over positions.
+
+    queries ``(..., n, d_k)``, keys ``(..., n, d_k)``, values ``(..., n, d_v)`` ->
+    ``(..., n, d_v)``. (The causal running sum keeps one (d_k, d_v) state per position
+    here, for clarity; a recurrent loop needs one state in all.)
+    """
+    q, k = elu_feature_map(queries), elu_feature_map(keys)
+    if not causal:
+        state = k.transpose(-2, -1) @ values  # (..., d_k, d_v)
+        normaliser = k.sum(dim=-2)  # (..., d_k)
+        numerator = q @ state
+        denominator = (q * normaliser.unsqueeze(-2)).sum(dim=-1, keepdim=True)
+        return numerator / denominator
+    states = torch.cumsum(
+        k.unsqueeze(-1) * values.unsqueeze(-2), dim=-3
+    )  # (.., n, dk, dv)
+    normalisers = torch.cumsum(k, dim=-2)  # (..., n, d_k)
+    numerator = (q.unsqueeze(-2) @ states).squeeze(-2)
+    denominator = (q * normalisers).sum(dim=-1, keepdim=True)
+    return numerator / denominator
