@@ -17,7 +17,11 @@ that later labs can import it.
 - ``measure``: time and peak memory of a call, log-log slopes
 - ``checks``: one ``check_<name>`` per exercise, and ``ExerciseFailed``
 - ``release``: writes the student labs from the solutions
-- ``book``: the table of contents, with or without the solutions
+- ``book``: the table of contents, with or without the solutions; builds the book
+- ``executed``: hands the notebooks nbval executed to the book build
+- ``browser``: headless Chromium with the network blocked, for the browser tests
+- ``slides``: ``make slides``, offline reveal.js decks of the lectures
+- ``grading``: ``make nbgrader``, an nbgrader course directory from the solutions
 - ``bench``: ``make bench``, the course's measurements as a table
 """
 
