@@ -43,15 +43,17 @@ test: $(INSTALLED)
 # current version of those labs beside yours; OPEN=no skips starting JupyterLab.
 MY_LABS ?= my_labs
 lab: $(INSTALLED)
-	$(BIN)/python -m attention_kit.learner --labs $(MY_LABS) setup --new "$(NEW)"
+	@$(BIN)/python -m attention_kit.learner --labs $(MY_LABS) setup --new "$(NEW)"
 ifeq ($(filter no 0 false,$(OPEN)),)
 	$(BIN)/jupyter lab $(MY_LABS)
+else
+	@echo "OPEN=$(OPEN): JupyterLab not started (make lab opens it in $(MY_LABS)/)."
 endif
 
 # Runs your labs in my_labs/ headless and prints where you stand (changes no file).
-# TIME_LIMIT=seconds per lab (default 180), JOBS=labs at once (default 2).
+# TIME_LIMIT=seconds per lab (default 300), JOBS=labs at once (default 2).
 progress: $(INSTALLED)
-	$(BIN)/python -m attention_kit.learner --labs $(MY_LABS) progress \
+	@$(BIN)/python -m attention_kit.learner --labs $(MY_LABS) progress \
 		$(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT)) $(if $(JOBS),--jobs $(JOBS))
 
 student: $(INSTALLED)

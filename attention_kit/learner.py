@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COURSE_LABS = ROOT / "notebooks"
 MY_LABS = ROOT / "my_labs"
 MANIFEST = ".course_versions.json"
-DEFAULT_TIME_LIMIT = 180.0  # seconds per lab; the course's budget is 60 s on 2 cores
+DEFAULT_TIME_LIMIT = 300.0  # seconds per lab, to stop an endless loop; labs take < 60 s
 
 EXERCISE = re.compile(r"^#{1,6}\s+Exercise\s+(\d+\.\d+)\s*:?\s*(.*?)\s*$", re.MULTILINE)
 CHECK_CALL = re.compile(r"^\s*(check_\w+)\s*\(", re.MULTILINE)
@@ -134,7 +134,8 @@ class CopyReport:
         for path in self.new_versions:
             out.append(
                 f"Put the course's current version beside yours: {_shown(path)} "
-                "(copy your answers across, then rename it if you like)."
+                "(yours is unchanged: move your answers into it, or its new parts "
+                "into yours)."
             )
         if self.changed_upstream:
             out.append("")
@@ -246,10 +247,11 @@ class Exercise:
     answer_cells: list[int] = field(default_factory=list)  # markdown, for written ones
     status: str = UNKNOWN
     detail: str = ""
+    has_checker: bool = False  # in the course's version, even if not in this copy
 
     @property
     def written(self) -> bool:
-        return not self.check_cells
+        return not self.check_cells and not self.has_checker
 
 
 def find_exercises(notebook: nbformat.NotebookNode) -> list[Exercise]:
@@ -266,6 +268,11 @@ def find_exercises(notebook: nbformat.NotebookNode) -> list[Exercise]:
         elif cell.cell_type == "markdown":
             current.answer_cells.append(index)
     return exercises
+
+
+def _check_call(source: str) -> str:
+    """The line of a cell that calls a checker, as in ``check_softmax(softmax)``."""
+    return next(line.strip() for line in source.splitlines() if CHECK_CALL.match(line))
 
 
 def _first_line(text: str, width: int = 110) -> str:
@@ -307,10 +314,26 @@ class LabRun:
     executed: set[int] = field(default_factory=set)
 
 
-def grade(run: LabRun) -> list[Exercise]:
-    """Each exercise's status, from the outputs of an executed lab."""
+def grade(run: LabRun, course: nbformat.NotebookNode | None = None) -> list[Exercise]:
+    """Each exercise's status, from the outputs of an executed lab.
+
+    ``course`` is the course's version of the lab, when there is one: an exercise
+    whose check call or heading the learner deleted is then reported as such, not as a
+    written exercise or not at all.
+    """
     notebook = run.notebook
     exercises = find_exercises(notebook)
+    checks_in_course = {
+        e.number: _check_call(course.cells[e.check_cells[0]].source)
+        for e in (find_exercises(course) if course is not None else [])
+        if not e.written
+    }
+    found = {e.number for e in exercises}
+    for number in checks_in_course.keys() - found:
+        lost = Exercise(number, "(not found in your copy)", -1, has_checker=True)
+        lost.detail = f"its heading '### Exercise {number}: ...' is gone"
+        exercises.append(lost)
+    exercises.sort(key=lambda e: [int(part) for part in e.number.split(".")])
     failed_cells = [
         index
         for index, cell in enumerate(notebook.cells)
@@ -319,6 +342,15 @@ def grade(run: LabRun) -> list[Exercise]:
         and error["ename"] != "ExerciseFailed"
     ]
     for exercise in exercises:
+        if exercise.heading_cell < 0:
+            continue
+        if not exercise.check_cells and exercise.number in checks_in_course:
+            exercise.has_checker = True
+            exercise.detail = (
+                f"no check in your copy: add `{checks_in_course[exercise.number]}` "
+                "after your answer"
+            )
+            continue
         if exercise.written:
             answered = all(
                 ANSWER_PLACEHOLDER not in notebook.cells[i].source
@@ -521,7 +553,11 @@ async def _progress(
             except Exception as error:  # an unreadable notebook file, for one
                 reports[name].note = f"{CRASHED} could not read it: {error}"
                 return
-            reports[name].exercises = grade(run)
+            try:
+                course_version = nbformat.read(course / name, as_version=4)
+            except (OSError, ValueError):
+                course_version = None
+            reports[name].exercises = grade(run, course_version)
             reports[name].seconds = run.seconds
             stray = [
                 i
@@ -577,7 +613,7 @@ STATUS_WORDS = {
     WAITING: "not attempted",
     WRONG: "wrong:",
     CRASHED: "error in",
-    UNKNOWN: "unknown:",
+    UNKNOWN: "",
     WRITTEN: "written answer,",
 }
 
