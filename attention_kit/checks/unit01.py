@@ -303,7 +303,7 @@ def check_nadaraya_watson(c: Checker, nadaraya_watson_answer) -> None:
             (
                 torch.softmax(differences**2 / (2 * bandwidth**2), dim=-1),
                 "the weights grow with the distance between query and key: the score "
-                "is the NEGATIVE squared distance, -(q - k)^2 / (2 h^2).",
+                "is the NEGATIVE squared distance, -(q - k)^2 / (2 * bandwidth^2).",
             ),
             (
                 torch.softmax(-differences / (2 * bandwidth**2), dim=-1),
@@ -329,8 +329,8 @@ def check_nadaraya_watson(c: Checker, nadaraya_watson_answer) -> None:
             ),
             (
                 torch.softmax(-(differences**2) / 2 * bandwidth**2, dim=-1),
-                "operator precedence: -(q - k)**2 / 2 * h**2 MULTIPLIES by h^2; write "
-                "-(q - k)**2 / (2 * h**2).",
+                "operator precedence: -(q - k)**2 / 2 * bandwidth**2 MULTIPLIES by "
+                "bandwidth^2; write -(q - k)**2 / (2 * bandwidth**2).",
             ),
             (
                 torch.softmax(-(differences**2) / 2, dim=-1),

@@ -476,8 +476,9 @@ def _additive_diagnosis(seen: dict, expected: dict) -> Callable:
             )
         return (
             "to score every query against every key, add a key axis to the projected "
-            "queries and a query axis to the projected keys: (..., n, 1, h) + "
-            "(..., 1, m, h) broadcasts to (..., n, m, h). Count the axes from the end, "
+            "queries and a query axis to the projected keys: (..., n, 1, d_a) + "
+            "(..., 1, m, d_a) broadcasts to (..., n, m, d_a), d_a = hidden_dim. Count the "
+            "axes from the end, "
             "unsqueeze(-2) and unsqueeze(-3), so that inputs with no batch axis or with "
             "extra ones work too."
         )
