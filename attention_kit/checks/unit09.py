@@ -1,0 +1,463 @@
+"""Checkers for Lab 09: a cached decoding step, the online-softmax update, the band
+mask of sliding-window attention, and linear attention."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..attention import scaled_dot_product_attention
+from ..efficient import linear_attention, online_softmax_update, sliding_window_mask
+from ..positional import apply_rope
+from .core import IN_PLACE_HINT, Checker, describe, exercise, random_generator
+
+# --- 09.1 the cached decoding step ------------------------------------------------------
+
+
+def _cached_step(q, k, v, cache_k, cache_v, position=None, rotate_q=True):
+    """The reference step; ``position`` overrides the new token's position (mistakes)."""
+    t = cache_k.shape[-2] if position is None else position
+    where = torch.tensor([t])
+    q = apply_rope(q, where) if rotate_q else q
+    keys = torch.cat([cache_k, apply_rope(k, where)], dim=-2)
+    values = torch.cat([cache_v, v], dim=-2)
+    return scaled_dot_product_attention(q, keys, values)[0], keys, values
+
+
+def _step_cases(dtype=torch.float64):
+    """(batch, heads, past, head_dim, query scale): an empty cache, batch 1, one past
+    token, and queries whose scores spread over more than 100."""
+    g = random_generator(91)
+    for batch, heads, past, d, scale in [
+        (2, 3, 5, 4, 1.0),
+        (1, 1, 0, 2, 1.0),
+        (1, 2, 1, 6, 1.0),
+        (2, 2, 9, 8, 40.0),
+    ]:
+        q = scale * torch.randn(batch, heads, 1, d, generator=g, dtype=dtype)
+        k = torch.randn(batch, heads, 1, d, generator=g, dtype=dtype)
+        v = torch.randn(batch, heads, 1, d, generator=g, dtype=dtype)
+        positions = torch.arange(past)
+        cache_k = apply_rope(
+            torch.randn(batch, heads, past, d, generator=g, dtype=dtype), positions
+        )
+        cache_v = torch.randn(batch, heads, past, d, generator=g, dtype=dtype)
+        yield q, k, v, cache_k, cache_v
+
+
+@exercise("09.1", "attend_with_cache")
+def check_attend_with_cache(c: Checker, answer) -> None:
+    for q, k, v, cache_k, cache_v in _step_cases():
+        batch, heads, past, d = cache_k.shape
+        what = f"attend_with_cache with {past} cached tokens"
+        result = c.call(
+            answer,
+            q,
+            k,
+            v,
+            cache_k,
+            cache_v,
+            error_hint="the caches are (batch, heads, t, head_dim) and the new token is "
+            "(batch, heads, 1, head_dim): append along the sequence axis, dim=-2, to "
+            "the keys AND to the values.",
+        )
+        out, new_k, new_v = c.unpack(result, 3, "(output, cache_k, cache_v)")
+        grown = (batch, heads, past + 1, d)
+        axis_hint = (
+            "each cache grows by one row per token: torch.cat([cache, new], dim=-2) "
+            "(the sequence axis), not the batch, head or feature axis."
+        )
+        new_k = c.tensor(new_k, f"{what}: the new cache_k", grown, shape_hint=axis_hint)
+        new_v = c.tensor(
+            new_v,
+            f"{what}: the new cache_v",
+            grown,
+            shape_hint=axis_hint + " Did you append the new value to cache_v too?",
+        )
+        expected_out, expected_k, expected_v = _cached_step(q, k, v, cache_k, cache_v)
+        key_mistakes = [
+            (
+                torch.cat([cache_k, k], dim=-2),
+                "the new key is cached without its rotation (or rotated as if at "
+                "position 0): cached keys are stored rotated, so rotate k_new by its "
+                "position t = cache_k.shape[-2] first.",
+            ),
+            (
+                torch.cat([apply_rope(k, torch.tensor([past])), cache_k], dim=-2),
+                "the new key goes AFTER the cached ones: "
+                "torch.cat([cache_k, key], dim=-2).",
+            ),
+        ]
+        if past > 0:
+            key_mistakes.append(
+                (
+                    _cached_step(q, k, v, cache_k, cache_v, position=0)[1],
+                    "the new key is rotated as if it were at position 0: the new token "
+                    "is at position t = cache_k.shape[-2] (the number of cached tokens), "
+                    "so pass positions=torch.tensor([t]) to apply_rope.",
+                )
+            )
+        c.expect_close(
+            new_k,
+            expected_k,
+            f"{what}: the new cache_k should be the old keys followed by the new key "
+            "rotated by its position t.",
+            mistakes=key_mistakes,
+        )
+        c.expect_close(
+            new_v,
+            expected_v,
+            f"{what}: the new cache_v should be the old values followed by the new "
+            "value (values are never rotated).",
+            mistakes=[
+                (
+                    torch.cat([cache_v, apply_rope(v, torch.tensor([past]))], dim=-2),
+                    "you rotated the value: RoPE rotates queries and keys only.",
+                )
+            ],
+        )
+        out = c.tensor(
+            out,
+            f"{what}: the output",
+            (batch, heads, 1, d),
+            shape_hint="one output row for the one new query.",
+            nan_hint="softmax over the keys after subtracting the row maximum (the "
+            "course's scaled_dot_product_attention does this).",
+        )
+        mistakes = [
+            (
+                _cached_step(q, k, v, cache_k, cache_v, rotate_q=False)[0],
+                "the query is not rotated: rotate q_new by the same position t as the "
+                "new key.",
+            ),
+        ]
+        if past > 0:
+            mistakes += [
+                (
+                    _cached_step(q, k, v, cache_k, cache_v, position=0)[0],
+                    "the new token is rotated as if it were at position 0: with a cache "
+                    "it is at position t = cache_k.shape[-2]; rotate the query and the "
+                    "key with positions=torch.tensor([t]).",
+                ),
+                (
+                    scaled_dot_product_attention(
+                        apply_rope(q, torch.tensor([past])), cache_k, cache_v
+                    )[0],
+                    "the new token does not see itself: append its key and value to "
+                    "the caches BEFORE attending.",
+                ),
+            ]
+        c.expect_close(
+            out,
+            expected_out,
+            f"{what}: the output should be softmax(q K^T / sqrt(head_dim)) V over the "
+            "cached keys and the new one, with q and the new key rotated by position t.",
+            mistakes=mistakes,
+        )
+
+
+# --- 09.2 the online-softmax update -------------------------------------------------------
+
+
+def _wrong_updates(state, scores, values) -> list[tuple[tuple[Tensor, ...], str]]:
+    running_max, running_sum, output = state
+    new_max = torch.maximum(running_max, scores.amax(dim=-1, keepdim=True))
+    weights = torch.exp(scores - new_max)
+    block_sum = weights.sum(-1, keepdim=True)
+    rescale = torch.exp(running_max - new_max)
+    backwards = torch.exp(new_max - running_max)
+    right_sum = running_sum * rescale + block_sum
+    right_out = output * rescale + weights @ values
+    return [
+        (
+            (new_max, running_sum + block_sum, right_out),
+            "the running sum is not rescaled: when the maximum grows from m to m_new, "
+            "the old sum was taken relative to m, so multiply it by exp(m - m_new).",
+        ),
+        (
+            (new_max, right_sum, output + weights @ values),
+            "the output accumulator is not rescaled: its terms were taken relative to "
+            "the old maximum, so multiply it by exp(m - m_new) like the running sum.",
+        ),
+        (
+            (
+                new_max,
+                running_sum * backwards + block_sum,
+                output * backwards + weights @ values,
+            ),
+            "you rescaled by exp(m_new - m), which is >= 1; the factor is exp(m - m_new) "
+            "(old minus new), <= 1.",
+        ),
+        (
+            (new_max, right_sum, right_out / right_sum),
+            "the output is divided by the running sum inside the update: keep it "
+            "unnormalised (sum of exp(s - m) * v) and divide once, after the last block.",
+        ),
+        (
+            (
+                new_max,
+                running_sum * rescale + torch.exp(scores).sum(-1, keepdim=True),
+                output * rescale + torch.exp(scores) @ values,
+            ),
+            "subtract the running maximum inside exp: the new terms are "
+            "exp(s - m_new), so that every term of the state is relative to m_new "
+            "(and exp cannot overflow).",
+        ),
+        (
+            (scores.amax(dim=-1, keepdim=True), right_sum, right_out),
+            "the running maximum must be the maximum over ALL blocks so far: "
+            "torch.maximum(running_max, block maximum), not the block's maximum.",
+        ),
+    ]
+
+
+def _update_cases():
+    """(state, scores, values, empty state): a state after one block, then a block that
+    raises, keeps or lowers the maximum; batch shapes (2,), (1,) and none; block widths
+    1 to 7; float64 and float32; one block whose scores spread over more than 100."""
+    g = random_generator(92)
+    for rows, width, dv, shift, scale, dtype in [
+        ((2, 3), 4, 5, 3.0, 2.0, torch.float64),
+        ((1, 1), 1, 2, 2.0, 2.0, torch.float64),
+        ((4,), 7, 3, -2.0, 2.0, torch.float32),
+        ((2, 6), 5, 4, 150.0, 60.0, torch.float32),
+    ]:
+        like = {"dtype": dtype}
+        empty = (
+            torch.full((*rows, 1), float("-inf"), **like),
+            torch.zeros((*rows, 1), **like),
+            torch.zeros((*rows, dv), **like),
+        )
+        first = torch.randn(*rows, width, generator=g).to(dtype)
+        first_values = torch.randn(*rows[:-1], width, dv, generator=g).to(dtype)
+        state = online_softmax_update(empty, first, first_values)
+        scores = (shift + scale * torch.randn(*rows, width, generator=g)).to(dtype)
+        values = torch.randn(*rows[:-1], width, dv, generator=g).to(dtype)
+        yield state, scores, values, empty
+
+
+@exercise("09.2", "online_softmax_update")
+def check_online_softmax_update(c: Checker, answer) -> None:
+    names = ("running_max", "running_sum", "output")
+    for state, scores, values, empty in _update_cases():
+        given = tuple(t.clone() for t in state)
+        result = c.call(answer, given, scores, values)
+        if not all(torch.equal(a, b) for a, b in zip(given, state, strict=True)):
+            c.fail(
+                "your online_softmax_update changed the state it was given in place: "
+                + IN_PLACE_HINT
+            )
+        found = c.unpack(result, 3, "(running_max, running_sum, output)")
+        expected = online_softmax_update(state, scores, values)
+        mistakes = _wrong_updates(state, scores, values)
+        spread = float((scores.amax(-1) - scores.amin(-1)).max())
+        for index, name in enumerate(names):
+            value = c.tensor(
+                found[index],
+                f"the new {name}",
+                tuple(expected[index].shape),
+                shape_hint="keep the state's shapes: (..., n, 1), (..., n, 1) and "
+                "(..., n, d_v); use keepdim=True in max and sum.",
+                nan_hint="subtract the running maximum before exp (scores here spread "
+                f"over {spread:.0f}), and rescale by exp(old max - new max).",
+            )
+            c.expect_close(
+                value,
+                expected[index],
+                f"the new {name} is wrong",
+                mistakes=[(wrong[index], hint) for wrong, hint in mistakes],
+            )
+        # from the empty state (max -inf, sum 0, output 0), block by block, to the end
+        keys = values.shape[-2]
+        state = empty
+        for start in range(0, keys, 2):
+            stop = min(start + 2, keys)
+            result = c.call(
+                answer, state, scores[..., start:stop], values[..., start:stop, :]
+            )
+            state = c.unpack(result, 3, "(running_max, running_sum, output)")
+        output = c.tensor(
+            state[2],
+            "the output after the last block",
+            nan_hint=(
+                "from the empty state the old maximum is -inf: exp(-inf - m_new) = 0 is "
+                "fine, but exp(m_new - (-inf)) is inf."
+            ),
+        )
+        total = c.tensor(state[1], "the running sum after the last block")
+        c.expect_close(
+            output / total,
+            torch.softmax(scores, dim=-1) @ values,
+            "folding the blocks one after another from (max -inf, sum 0, output 0) and "
+            "dividing output by running_sum at the end should give softmax(scores) @ "
+            "values.",
+        )
+
+
+# --- 09.3 the band mask -------------------------------------------------------------------
+
+
+@exercise("09.3", "sliding_window_mask")
+def check_sliding_window_mask(c: Checker, answer) -> None:
+    for n, window in [(6, 3), (1, 1), (5, 1), (4, 9), (8, 2)]:
+        what = f"sliding_window_mask({n}, {window})"
+        mask = c.call(answer, n, window)
+        if not isinstance(mask, Tensor):
+            c.fail(f"{what} should be a torch.Tensor, but it is {describe(mask)}.")
+        if mask.dtype != torch.bool:
+            c.fail(
+                f"{what} has dtype {mask.dtype}; masks in this course are boolean (True "
+                "= may attend). A float 0/1 mask is read by PyTorch as numbers ADDED to "
+                "the scores. Build it from comparisons, which give booleans."
+            )
+        if tuple(mask.shape) != (n, n):
+            c.fail(f"{what} has shape {tuple(mask.shape)}, expected ({n}, {n}).")
+        expected = sliding_window_mask(n, window)
+        i = torch.arange(n)[:, None]
+        j = torch.arange(n)[None, :]
+        mistakes = [
+            (
+                (j <= i) & (i - j <= window),
+                "off by one: the window counts the token itself, so query i sees keys "
+                "i - window + 1 .. i (window keys in all): i - j < window.",
+            ),
+            (
+                (j <= i) & (i - j < window - 1),
+                "off by one: query i should see window keys, itself and the window - 1 "
+                "before it: i - j < window (window - 1 would leave one out).",
+            ),
+            (
+                (i - j).abs() < window,
+                "this band is symmetric: it lets query i see keys up to window - 1 "
+                "AHEAD of it. For a decoder the band is causal: also require j <= i.",
+            ),
+            (
+                i - j < window,
+                "without j <= i the mask lets every query see all future keys; the "
+                "band is the causal mask AND i - j < window.",
+            ),
+            (
+                (j <= i) & (i - j >= window),
+                "the band is inverted: True (may attend) should be on the window "
+                "near the diagonal.",
+            ),
+        ]
+        mask = mask.detach().cpu()
+        if torch.equal(mask, expected):
+            c.passed += 1
+            continue
+        for wrong, hint in mistakes:
+            if torch.equal(mask, wrong):
+                c.fail(f"{what}: {hint}")
+        row, column = (int(x) for x in torch.nonzero(mask != expected)[0])
+        c.fail(
+            f"{what}: query i may attend to key j when 0 <= i - j < window. First "
+            f"difference at query {row}, key {column}: expected "
+            f"{bool(expected[row, column])}, got {bool(mask[row, column])}."
+        )
+
+
+# --- 09.4 linear attention ----------------------------------------------------------------
+
+
+def _phi(x: Tensor) -> Tensor:
+    return F.elu(x) + 1
+
+
+def _linear_mistakes(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> list:
+    def explicit(
+        phi_q, phi_k, normalise=True, causal_numerator=causal, causal_sum=causal
+    ):
+        similarity = phi_q @ phi_k.transpose(-2, -1)
+        n = similarity.shape[-1]
+        lower = torch.ones(n, n, dtype=torch.bool).tril()
+        numerator = (
+            similarity.masked_fill(~lower, 0) if causal_numerator else similarity
+        ) @ v
+        if not normalise:
+            return numerator
+        denominator = (
+            similarity.masked_fill(~lower, 0) if causal_sum else similarity
+        ).sum(-1, keepdim=True)
+        return numerator / denominator
+
+    pq, pk = _phi(q), _phi(k)
+    d_k = q.shape[-1]
+    mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril()
+    mistakes = [
+        (
+            explicit(pq, pk, normalise=False),
+            "the normaliser is missing: divide phi(q_i)^T S by phi(q_i)^T z, where z is "
+            "the sum of phi(k_j) over the keys the query may see.",
+        ),
+        (
+            explicit(F.elu(q), F.elu(k)),
+            "the feature map must be positive: phi(x) = elu(x) + 1. elu alone is "
+            "negative for x < 0, so the similarities (and the normaliser) can be <= 0.",
+        ),
+        (
+            explicit(torch.relu(q), torch.relu(k)),
+            "the feature map is phi(x) = elu(x) + 1 (Katharopoulos et al.); relu gives "
+            "zeros, and a query with no positive feature gets a zero normaliser.",
+        ),
+        (
+            scaled_dot_product_attention(q, k, v, mask if causal else None)[0],
+            "this is softmax attention: linear attention replaces exp(q.k / sqrt(d_k)) "
+            f"by phi(q).phi(k) with phi = elu + 1 (no 1/sqrt({d_k}) needed).",
+        ),
+    ]
+    if causal:
+        mistakes += [
+            (
+                explicit(pq, pk, causal_numerator=False, causal_sum=False),
+                "with causal=True the sums run over j <= i only (a running sum, "
+                "cumsum over positions): you used the sums over all the keys.",
+            ),
+            (
+                explicit(pq, pk, causal_sum=False),
+                "the normaliser of the causal version must be a running sum too: "
+                "z_i = sum of phi(k_j) for j <= i, not over all keys.",
+            ),
+            (
+                explicit(pq, pk, causal_numerator=False),
+                "the numerator of the causal version must be a running sum too: "
+                "S_i = sum of phi(k_j) v_j^T for j <= i.",
+            ),
+        ]
+    return mistakes
+
+
+@exercise("09.4", "linear_attention")
+def check_linear_attention(c: Checker, answer) -> None:
+    g = random_generator(94)
+    for shape, n, d_k, d_v, dtype in [
+        ((2,), 7, 4, 3, torch.float32),
+        ((2, 3), 5, 6, 2, torch.float64),
+        ((1,), 1, 4, 4, torch.float32),
+        ((), 9, 2, 5, torch.float64),
+    ]:
+        q = torch.randn(*shape, n, d_k, generator=g, dtype=dtype)
+        k = torch.randn(*shape, n, d_k, generator=g, dtype=dtype) + 0.5
+        v = torch.randn(*shape, n, d_v, generator=g, dtype=dtype)
+        for causal in (False, True):
+            what = f"linear_attention(queries {tuple(q.shape)}, causal={causal})"
+            out = c.tensor(
+                c.call(answer, q, k, v, causal),
+                what,
+                (*shape, n, d_v),
+                shape_hint="one output row per query, of the values' width d_v.",
+                nan_hint="with phi = elu + 1 every similarity is positive, so the "
+                "normaliser cannot be 0.",
+            )
+            expected = linear_attention(q, k, v, causal)
+            mistakes = [] if n == 1 else _linear_mistakes(q, k, v, causal)
+            c.expect_close(
+                out,
+                expected,
+                f"{what}: out_i = phi(q_i)^T S / phi(q_i)^T z with S the sum of "
+                "phi(k_j) v_j^T and z the sum of phi(k_j) over the keys query i may see "
+                "(all keys, or j <= i when causal), phi(x) = elu(x) + 1.",
+                mistakes=mistakes,
+                atol=1e-5 if dtype == torch.float32 else 1e-9,
+            )

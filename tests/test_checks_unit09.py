@@ -1,0 +1,324 @@
+"""Lab 09's checkers: correct answers written differently pass; MISTAKES (run in
+test_checks.py) are the wrong answers each checker must name; edge cases here."""
+
+import torch
+import torch.nn.functional as F
+
+from attention_kit.attention import scaled_dot_product_attention
+from attention_kit.checks import (
+    check_attend_with_cache,
+    check_linear_attention,
+    check_online_softmax_update,
+    check_sliding_window_mask,
+)
+from attention_kit.efficient import (
+    linear_attention,
+    online_softmax_update,
+    sliding_window_mask,
+)
+from attention_kit.positional import apply_rope
+from conftest import assert_fails_with, assert_passes
+
+# --- 09.1 attend_with_cache ---------------------------------------------------------------
+
+
+def cache_step(
+    q,
+    k,
+    v,
+    cache_k,
+    cache_v,
+    position="t",
+    rotate_q=True,
+    append_v=True,
+    axis=-2,
+    rotate_v=False,
+    attend_first=False,
+):
+    """The step, with switches for the classic mistakes."""
+    t = cache_k.shape[-2] if position == "t" else position
+    where = torch.tensor([t])
+    q = apply_rope(q, where) if rotate_q else q
+    k = apply_rope(k, where)
+    v = apply_rope(v, where) if rotate_v else v
+    if attend_first:
+        out = scaled_dot_product_attention(q, cache_k, cache_v)[0]
+    keys = torch.cat([cache_k, k], dim=axis)
+    values = torch.cat([cache_v, v], dim=axis) if append_v else cache_v
+    if not attend_first:
+        out = scaled_dot_product_attention(q, keys, values)[0]
+    return out, keys, values
+
+
+def cache_step_sdpa(q, k, v, cache_k, cache_v):  # correct: PyTorch's SDPA, float32 work
+    t = cache_k.shape[-2]
+    positions = torch.full((1,), t, dtype=torch.float64)
+    keys = torch.cat((cache_k, apply_rope(k, positions)), -2)
+    values = torch.cat((cache_v, v), -2)
+    out = F.scaled_dot_product_attention(apply_rope(q, positions), keys, values)
+    return out, keys, values
+
+
+def step_keys_not_values(q, k, v, cache_k, cache_v):
+    return cache_step(q, k, v, cache_k, cache_v, append_v=False)
+
+
+def step_position_zero(q, k, v, cache_k, cache_v):
+    return cache_step(q, k, v, cache_k, cache_v, position=0)
+
+
+def step_wrong_axis(q, k, v, cache_k, cache_v):
+    return cache_step(q, k, v, cache_k, cache_v, axis=-1)
+
+
+def step_batch_axis(q, k, v, cache_k, cache_v):
+    return cache_step(q, k, v, cache_k, cache_v, axis=0)
+
+
+def step_query_unrotated(q, k, v, cache_k, cache_v):
+    return cache_step(q, k, v, cache_k, cache_v, rotate_q=False)
+
+
+def step_rotates_values(q, k, v, cache_k, cache_v):
+    return cache_step(q, k, v, cache_k, cache_v, rotate_v=True)
+
+
+def step_attends_before_appending(q, k, v, cache_k, cache_v):
+    return cache_step(q, k, v, cache_k, cache_v, attend_first=True)
+
+
+def step_key_unrotated(q, k, v, cache_k, cache_v):
+    t = torch.tensor([cache_k.shape[-2]])
+    keys = torch.cat([cache_k, k], dim=-2)
+    values = torch.cat([cache_v, v], dim=-2)
+    rotated = torch.cat([cache_k, apply_rope(k, t)], dim=-2)
+    out = scaled_dot_product_attention(apply_rope(q, t), rotated, values)[0]
+    return out, keys, values
+
+
+def step_recompute_positions(q, k, v, cache_k, cache_v):
+    """Rotates the whole cache again by 0..t: the cache already holds rotated keys."""
+    t = cache_k.shape[-2]
+    keys = apply_rope(torch.cat([cache_k, k], dim=-2))
+    values = torch.cat([cache_v, v], dim=-2)
+    out = scaled_dot_product_attention(apply_rope(q, torch.tensor([t])), keys, values)[
+        0
+    ]
+    return out, keys, values
+
+
+def test_attend_with_cache_passes_correct_answers(capsys):
+    assert_passes(check_attend_with_cache, cache_step, capsys)
+    assert_passes(check_attend_with_cache, cache_step_sdpa, capsys)
+
+
+# --- 09.2 online_softmax_update -----------------------------------------------------------
+
+
+def update_with_switches(
+    rescale="right", divide=False, shift=True, block_max_only=False
+):
+    def update(state, scores, values):
+        running_max, running_sum, output = state
+        block_max = scores.max(dim=-1, keepdim=True).values
+        new_max = block_max if block_max_only else torch.maximum(running_max, block_max)
+        weights = torch.exp(scores - new_max) if shift else torch.exp(scores)
+        factor = {
+            "right": torch.exp(running_max - new_max),
+            "backwards": torch.exp(new_max - running_max),
+            "none": torch.ones_like(new_max),
+        }[rescale]
+        running_sum = running_sum * factor + weights.sum(dim=-1, keepdim=True)
+        output = output * factor + weights @ values
+        if divide:
+            output = output / running_sum
+        return new_max, running_sum, output
+
+    return update
+
+
+def update_einsum(state, scores, values):  # correct, written with einsum and where
+    m, s, o = state
+    m_new = torch.where(
+        scores.amax(-1, keepdim=True) > m, scores.amax(-1, keepdim=True), m
+    )
+    p = (scores - m_new).exp()
+    alpha = (m - m_new).exp()
+    return (
+        m_new,
+        alpha * s + p.sum(-1, keepdim=True),
+        alpha * o + torch.einsum("...nb,...bd->...nd", p, values),
+    )
+
+
+def update_sum_only_rescaled(state, scores, values):
+    m, s, o = state
+    m_new = torch.maximum(m, scores.amax(-1, keepdim=True))
+    p = torch.exp(scores - m_new)
+    return m_new, s * torch.exp(m - m_new) + p.sum(-1, keepdim=True), o + p @ values
+
+
+def update_in_place(state, scores, values):
+    m, s, o = state
+    m_new = torch.maximum(m, scores.amax(-1, keepdim=True))
+    p = torch.exp(scores - m_new)
+    s.mul_(torch.exp(m - m_new)).add_(p.sum(-1, keepdim=True))
+    o.mul_(torch.exp(m - m_new)).add_(p @ values)
+    return m_new, s, o
+
+
+def test_online_softmax_update_passes_correct_answers(capsys):
+    assert_passes(check_online_softmax_update, online_softmax_update, capsys)
+    assert_passes(check_online_softmax_update, update_with_switches(), capsys)
+    assert_passes(check_online_softmax_update, update_einsum, capsys)
+
+
+# --- 09.3 sliding_window_mask -------------------------------------------------------------
+
+
+def band_with(test):
+    def mask(n, window):
+        i = torch.arange(n)[:, None]
+        j = torch.arange(n)[None, :]
+        return test(i, j, window)
+
+    return mask
+
+
+def band_tril_triu(n, window):  # correct, written with tril and triu
+    ones = torch.ones(n, n, dtype=torch.bool)
+    return ones.tril() & ones.triu(-(window - 1))
+
+
+band_off_by_one = band_with(lambda i, j, w: (j <= i) & (i - j <= w))
+band_one_short = band_with(lambda i, j, w: (j <= i) & (i - j < w - 1))
+band_symmetric = band_with(lambda i, j, w: (i - j).abs() < w)
+band_float = band_with(lambda i, j, w: ((j <= i) & (i - j < w)).float())
+band_not_causal = band_with(lambda i, j, w: i - j < w)
+band_transposed = band_with(lambda i, j, w: (i <= j) & (j - i < w))
+
+
+def band_fixed_size(n, window):
+    return sliding_window_mask(6, window)
+
+
+def test_sliding_window_mask_passes_correct_answers(capsys):
+    assert_passes(check_sliding_window_mask, sliding_window_mask, capsys)
+    assert_passes(check_sliding_window_mask, band_tril_triu, capsys)
+
+
+def test_sliding_window_mask_other_mistakes():
+    assert_fails_with(check_sliding_window_mask, band_transposed, "First difference")
+    assert_fails_with(check_sliding_window_mask, band_fixed_size, "shape")
+
+
+# --- 09.4 linear_attention ----------------------------------------------------------------
+
+
+def phi(x):
+    return F.elu(x) + 1
+
+
+def linear_quadratic(queries, keys, values, causal=False):  # correct: the O(n^2) form
+    similarity = phi(queries) @ phi(keys).transpose(-2, -1)
+    if causal:
+        n = similarity.shape[-1]
+        similarity = similarity * torch.ones(n, n).tril().to(similarity.dtype)
+    return similarity @ values / similarity.sum(-1, keepdim=True)
+
+
+def linear_loop(queries, keys, values, causal=False):  # correct: the RNN form, a loop
+    q, k = phi(queries), phi(keys)
+    if not causal:
+        return linear_attention(queries, keys, values)
+    state = torch.zeros(*k.shape[:-2], k.shape[-1], values.shape[-1], dtype=k.dtype)
+    z = torch.zeros(*k.shape[:-2], k.shape[-1], dtype=k.dtype)
+    rows = []
+    for i in range(k.shape[-2]):
+        state = state + torch.einsum(
+            "...a,...b->...ab", k[..., i, :], values[..., i, :]
+        )
+        z = z + k[..., i, :]
+        numerator = torch.einsum("...a,...ab->...b", q[..., i, :], state)
+        rows.append(numerator / (q[..., i, :] * z).sum(-1, keepdim=True))
+    return torch.stack(rows, dim=-2)
+
+
+def linear_with(feature=phi, normalise=True, causal_sums=True):
+    def answer(queries, keys, values, causal=False):
+        similarity = feature(queries) @ feature(keys).transpose(-2, -1)
+        if causal and causal_sums:
+            n = similarity.shape[-1]
+            similarity = similarity * torch.ones(n, n).tril().to(similarity.dtype)
+        out = similarity @ values
+        return out / similarity.sum(-1, keepdim=True) if normalise else out
+
+    return answer
+
+
+def linear_causal_full_normaliser(queries, keys, values, causal=False):
+    q, k = phi(queries), phi(keys)
+    if not causal:
+        return linear_attention(queries, keys, values)
+    states = torch.cumsum(k.unsqueeze(-1) * values.unsqueeze(-2), dim=-3)
+    numerator = (q.unsqueeze(-2) @ states).squeeze(-2)
+    return numerator / (q * k.sum(-2, keepdim=True)).sum(-1, keepdim=True)
+
+
+def linear_softmax(queries, keys, values, causal=False):
+    n = queries.shape[-2]
+    mask = torch.ones(n, n, dtype=torch.bool).tril() if causal else None
+    return scaled_dot_product_attention(queries, keys, values, mask)[0]
+
+
+def test_linear_attention_passes_correct_answers(capsys):
+    assert_passes(check_linear_attention, linear_attention, capsys)
+    assert_passes(check_linear_attention, linear_quadratic, capsys)
+    assert_passes(check_linear_attention, linear_loop, capsys)
+
+
+MISTAKES = [
+    (check_attend_with_cache, step_keys_not_values, "to the values"),
+    (check_attend_with_cache, step_position_zero, "position 0"),
+    (check_attend_with_cache, step_wrong_axis, "dim=-2"),
+    (check_attend_with_cache, step_batch_axis, "sequence axis"),
+    (check_attend_with_cache, step_query_unrotated, "query is not rotated"),
+    (check_attend_with_cache, step_rotates_values, "queries and keys only"),
+    (check_attend_with_cache, step_attends_before_appending, "BEFORE attending"),
+    (check_attend_with_cache, step_key_unrotated, "without its rotation"),
+    (check_attend_with_cache, step_recompute_positions, "rotated by its position t"),
+    (check_online_softmax_update, update_with_switches(rescale="none"), "not rescaled"),
+    (
+        check_online_softmax_update,
+        update_sum_only_rescaled,
+        "accumulator is not rescaled",
+    ),
+    (
+        check_online_softmax_update,
+        update_with_switches(rescale="backwards"),
+        "exp(m - m_new)",
+    ),
+    (check_online_softmax_update, update_with_switches(divide=True), "divide once"),
+    (
+        check_online_softmax_update,
+        update_with_switches(shift=False),
+        "subtract the running maximum",
+    ),
+    (
+        check_online_softmax_update,
+        update_with_switches(block_max_only=True),
+        "ALL blocks",
+    ),
+    (check_online_softmax_update, update_in_place, "in place"),
+    (check_sliding_window_mask, band_off_by_one, "i - j < window"),
+    (check_sliding_window_mask, band_one_short, "window - 1 would leave one out"),
+    (check_sliding_window_mask, band_symmetric, "symmetric"),
+    (check_sliding_window_mask, band_float, "boolean"),
+    (check_sliding_window_mask, band_not_causal, "future keys"),
+    (check_linear_attention, linear_with(normalise=False), "normaliser is missing"),
+    (check_linear_attention, linear_with(feature=F.elu), "must be positive"),
+    (check_linear_attention, linear_with(feature=torch.relu), "relu"),
+    (check_linear_attention, linear_with(causal_sums=False), "j <= i only"),
+    (check_linear_attention, linear_causal_full_normaliser, "normaliser of the causal"),
+    (check_linear_attention, linear_softmax, "softmax attention"),
+]
