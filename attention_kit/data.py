@@ -125,30 +125,37 @@ def date_datasets(
 
 
 class CharVocab:
-    """Characters <-> integer ids. Id 0 is padding; id 1 starts every decoder input."""
+    """Characters <-> integer ids. Id 0 is padding, id 1 (``<bos>``) starts every decoder
+    input and id 2 (``<eos>``) ends every decoder output."""
 
-    PAD, BOS = 0, 1
+    PAD, BOS, EOS = 0, 1, 2
 
     def __init__(self, characters: str):
-        self.itos = ["<pad>", "<bos>", *sorted(set(characters))]
+        self.itos = ["<pad>", "<bos>", "<eos>", *sorted(set(characters))]
         self.stoi = {c: i for i, c in enumerate(self.itos)}
 
     def __len__(self) -> int:
         return len(self.itos)
 
-    def encode(self, texts: list[str]) -> tuple[Tensor, Tensor]:
-        """texts -> ids ``(batch, longest)`` padded with PAD, and lengths ``(batch,)``."""
-        lengths = torch.tensor([len(t) for t in texts])
+    def encode(self, texts: list[str], end: bool = False) -> tuple[Tensor, Tensor]:
+        """texts -> ids ``(batch, longest)`` padded with PAD, and lengths ``(batch,)``;
+        with ``end=True`` each row ends with EOS (counted in its length)."""
+        rows = [[self.stoi[c] for c in text] + [self.EOS] * end for text in texts]
+        lengths = torch.tensor([len(row) for row in rows])
         ids = torch.full((len(texts), int(lengths.max())), self.PAD, dtype=torch.long)
-        for row, text in enumerate(texts):
-            ids[row, : len(text)] = torch.tensor([self.stoi[c] for c in text])
+        for number, row in enumerate(rows):
+            ids[number, : len(row)] = torch.tensor(row, dtype=torch.long)
         return ids, lengths
 
     def decode(self, ids: Tensor) -> list[str]:
-        """ids ``(batch, length)`` -> texts, dropping padding."""
-        return [
-            "".join(self.itos[i] for i in row if i > self.BOS) for row in ids.tolist()
-        ]
+        """ids ``(batch, length)`` -> texts: each row up to its first EOS, without
+        padding or BOS."""
+        texts = []
+        for row in ids.tolist():
+            if self.EOS in row:
+                row = row[: row.index(self.EOS)]
+            texts.append("".join(self.itos[i] for i in row if i > self.EOS))
+        return texts
 
 
 SOURCE_VOCAB = CharVocab(
@@ -160,9 +167,10 @@ TARGET_VOCAB = CharVocab("0123456789-")
 
 def date_tensors(pairs: list[tuple[str, str]]) -> tuple[Tensor, Tensor, Tensor]:
     """Date pairs -> source ids ``(count, longest)``, lengths ``(count,)`` and target ids
-    ``(count, 10)``, ready for :func:`attention_kit.train.random_batches`."""
+    ``(count, 11)``: the 10 characters of the ISO date, then EOS. Ready for
+    :func:`attention_kit.train.random_batches`."""
     ids, lengths = SOURCE_VOCAB.encode([source for source, _ in pairs])
-    targets, _ = TARGET_VOCAB.encode([target for _, target in pairs])
+    targets, _ = TARGET_VOCAB.encode([target for _, target in pairs], end=True)
     return ids, lengths, targets
 
 

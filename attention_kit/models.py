@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .attention import AdditiveAttention
 from .data import CharVocab
+from .masks import padding_mask
 from .transformer import MiniTransformer, TransformerConfig  # noqa: F401  (Unit 08)
 
 
@@ -46,7 +47,8 @@ class Decoder(nn.Module):
 
     At step i it reads a context vector c_i: with attention, the additive-attention
     average of the encoder annotations with the previous decoder state as the query;
-    without attention, the encoder's fixed summary, the same at every step.
+    without attention, the encoder's fixed summary (:func:`encoder_summary`), the same
+    at every step.
     """
 
     def __init__(
@@ -69,12 +71,12 @@ class Decoder(nn.Module):
         self.output = nn.Linear(hidden_dim + annotation_dim + embed_dim, vocab_size)
 
     def context(
-        self, state: Tensor, annotations: Tensor, summary: Tensor, mask: Tensor
+        self, state: Tensor, annotations: Tensor, mask: Tensor
     ) -> tuple[Tensor, Tensor | None]:
         """The context for one step: ``(batch, annotation_dim)`` and the attention
         weights ``(batch, m)`` (None without attention)."""
         if self.attention is None:
-            return summary, None
+            return encoder_summary(annotations, mask), None
         # The previous state is the query: (batch, 1, hidden) against (batch, m, ...).
         context, weights = self.attention(
             state.unsqueeze(1), annotations, annotations, mask.unsqueeze(1)
@@ -82,29 +84,34 @@ class Decoder(nn.Module):
         return context.squeeze(1), weights.squeeze(1)
 
     def step(
-        self,
-        previous: Tensor,
-        state: Tensor,
-        annotations: Tensor,
-        summary: Tensor,
-        mask: Tensor,
+        self, previous: Tensor, state: Tensor, annotations: Tensor, mask: Tensor
     ) -> tuple[Tensor, Tensor, Tensor | None]:
-        """One output character.
+        """One output character (Lab 03, Exercise 03.1).
 
         Args:
             previous: ``(batch,)`` ids of the previous output characters.
             state: ``(batch, hidden)`` the decoder state s_{i-1}.
-            annotations: ``(batch, m, annotation_dim)``; summary ``(batch, annotation_dim)``.
+            annotations: ``(batch, m, annotation_dim)``, zero at padding.
             mask: ``(batch, m)`` boolean, True at real input characters.
 
         Returns:
             logits ``(batch, vocab)``, the new state s_i, weights ``(batch, m)`` or None.
         """
         embedded = self.embedding(previous)
-        context, weights = self.context(state, annotations, summary, mask)
+        context, weights = self.context(state, annotations, mask)
         state = self.rnn(torch.cat([embedded, context], dim=-1), state)
         logits = self.output(torch.cat([state, context, embedded], dim=-1))
         return logits, state, weights
+
+
+def encoder_summary(annotations: Tensor, mask: Tensor) -> Tensor:
+    """The encoder's final states read off its annotations ``(batch, m, 2 hidden)``: the
+    forward half at the last real position and the backward half at position 0,
+    ``(batch, 2 hidden)``. ``mask`` ``(batch, m)`` is True at real positions."""
+    half = annotations.shape[-1] // 2
+    last = mask.sum(dim=-1) - 1  # (batch,) position of the last real character
+    forward = annotations[torch.arange(annotations.shape[0]), last, :half]
+    return torch.cat([forward, annotations[:, 0, half:]], dim=-1)
 
 
 class Seq2Seq(nn.Module):
@@ -128,27 +135,38 @@ class Seq2Seq(nn.Module):
             target_vocab_size, embed_dim, hidden_dim, 2 * hidden_dim, attention_dim
         )
 
+    def encode(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Everything the decoder needs before its first step.
+
+        ids ``(batch, m)`` padded with PAD, lengths ``(batch,)`` -> annotations
+        ``(batch, m', 2 hidden)``, mask ``(batch, m')`` (True at real characters) and the
+        first decoder state s_{-1} ``(batch, hidden)``, where m' = lengths.max(): columns
+        that are padding in every row are dropped.
+        """
+        lengths = lengths.to(ids.device)
+        ids = ids[:, : int(lengths.max())]
+        annotations, summary = self.encoder(ids, lengths)
+        state = torch.tanh(self.decoder.init_state(summary))
+        return annotations, padding_mask(lengths, ids.shape[1]), state
+
     def forward(
         self,
         ids: Tensor,
         lengths: Tensor,
         targets: Tensor | None = None,
-        steps: int = 10,
+        steps: int = 11,
     ) -> tuple[Tensor, Tensor | None]:
         """Run the decoder for ``targets.shape[1]`` steps (or ``steps``).
 
         With ``targets`` ``(batch, n)`` it is teacher-forced: step i reads the true
-        character i - 1. Without, it is greedy: step i reads its own previous output.
+        character i - 1 (``<bos>`` at step 0). Without, it is greedy and never stops
+        early: step i reads its own previous output.
 
         Returns:
-            logits ``(batch, n, vocab)`` and attention weights ``(batch, n, m)`` (None
-            without attention).
+            logits ``(batch, n, vocab)`` and attention weights ``(batch, n, m')`` (None
+            without attention), m' = lengths.max().
         """
-        annotations, summary = self.encoder(ids, lengths)
-        mask = torch.arange(ids.shape[1], device=ids.device) < lengths[:, None].to(
-            ids.device
-        )
-        state = torch.tanh(self.decoder.init_state(summary))
+        annotations, mask, state = self.encode(ids, lengths)
         previous = torch.full(
             (ids.shape[0],), CharVocab.BOS, dtype=torch.long, device=ids.device
         )
@@ -156,7 +174,7 @@ class Seq2Seq(nn.Module):
         all_logits, all_weights = [], []
         for i in range(num_steps):
             logits, state, weights = self.decoder.step(
-                previous, state, annotations, summary, mask
+                previous, state, annotations, mask
             )
             all_logits.append(logits)
             all_weights.append(weights)
@@ -166,12 +184,42 @@ class Seq2Seq(nn.Module):
 
 
 def seq2seq_loss(model: Seq2Seq, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
-    """Teacher-forced cross-entropy of one batch ``(ids, lengths, targets)``, averaged
-    over every output character."""
+    """Teacher-forced cross-entropy of one batch ``(ids, lengths, targets)`` (Lab 03,
+    Exercise 03.2): the mean over every target character that is not PAD.
+
+    targets ``(batch, n)``: each row's characters, its EOS, then PAD."""
     ids, lengths, targets = batch
-    ids = ids[:, : int(lengths.max())]  # drop the columns that are padding in every row
     logits, _ = model(ids, lengths, targets)
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+    return F.cross_entropy(
+        logits.flatten(0, 1), targets.flatten(), ignore_index=CharVocab.PAD
+    )
+
+
+@torch.no_grad()
+def greedy_decode(
+    model: Seq2Seq, ids: Tensor, lengths: Tensor, max_steps: int = 11
+) -> Tensor:
+    """Greedy decoding (Lab 03, Exercise 03.3): each step feeds back the most likely
+    character of the step before, starting from ``<bos>``.
+
+    Returns ids ``(batch, k)``, k <= ``max_steps``: row b holds its characters up to and
+    including its first EOS, then PAD. Decoding stops after ``max_steps`` steps, or
+    earlier, after the step at which the last unfinished row writes its EOS.
+    """
+    annotations, mask, state = model.encode(ids, lengths)
+    previous = torch.full(
+        (ids.shape[0],), CharVocab.BOS, dtype=torch.long, device=ids.device
+    )
+    finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+    outputs = []
+    for _ in range(max_steps):
+        logits, state, _ = model.decoder.step(previous, state, annotations, mask)
+        previous = logits.argmax(dim=-1).masked_fill(finished, CharVocab.PAD)
+        outputs.append(previous)
+        finished = finished | (previous == CharVocab.EOS)
+        if finished.all():
+            break
+    return torch.stack(outputs, dim=1)
 
 
 @torch.no_grad()
@@ -180,10 +228,11 @@ def translate(
     texts: list[str],
     source_vocab: CharVocab,
     target_vocab: CharVocab,
-    steps: int = 10,
+    steps: int = 11,
 ) -> tuple[list[str], Tensor | None]:
-    """Greedy decoding of ``texts``; returns the outputs and the attention weights
-    ``(len(texts), steps, longest)`` (None for a model without attention)."""
+    """Greedy decoding of ``texts`` for ``steps`` steps; returns the outputs (each up to
+    its first EOS) and the attention weights ``(len(texts), steps, longest)`` (None for
+    a model without attention)."""
     model.eval()
     ids, lengths = source_vocab.encode(texts)
     logits, weights = model(ids, lengths, steps=steps)

@@ -6,17 +6,25 @@ import random
 import pytest
 import torch
 
+from attention_kit.checks import unit03
 from attention_kit.data import (
     DATE_FORMATS,
     SOURCE_VOCAB,
     TARGET_VOCAB,
+    CharVocab,
     date_datasets,
     date_tensors,
     format_date,
     random_dates,
 )
 from attention_kit.masks import padding_mask
-from attention_kit.models import Seq2Seq, seq2seq_loss, translate
+from attention_kit.models import (
+    Seq2Seq,
+    encoder_summary,
+    greedy_decode,
+    seq2seq_loss,
+    translate,
+)
 from attention_kit.train import History, fit, random_batches
 
 MONDAY = datetime.date(2026, 11, 23)
@@ -73,6 +81,19 @@ def test_vocabularies_round_trip():
     assert SOURCE_VOCAB.decode(ids) == [s for s, _ in pairs]
     assert TARGET_VOCAB.decode(targets) == [t for _, t in pairs]
     assert (ids[torch.arange(ids.shape[1]) >= lengths[:, None]] == 0).all()
+    assert targets.shape == (50, 11) and (targets[:, -1] == TARGET_VOCAB.EOS).all()
+
+
+def test_encode_with_end_and_decode_stops_at_the_first_end():
+    ids, lengths = TARGET_VOCAB.encode(["12", "3", ""], end=True)
+    eos, pad = TARGET_VOCAB.EOS, TARGET_VOCAB.PAD
+    one, two, three = (TARGET_VOCAB.stoi[c] for c in "123")
+    assert ids.tolist() == [[one, two, eos], [three, eos, pad], [eos, pad, pad]]
+    assert lengths.tolist() == [3, 2, 1]
+    after_end = torch.tensor(
+        [[one, eos, two, two], [TARGET_VOCAB.BOS, three, pad, two]]
+    )
+    assert TARGET_VOCAB.decode(after_end) == ["1", "32"]
 
 
 def test_padding_mask():
@@ -114,8 +135,8 @@ def test_without_attention_there_are_no_weights(model):
         len(SOURCE_VOCAB), len(TARGET_VOCAB), hidden_dim=16, attention_dim=None
     )
     ids, lengths = SOURCE_VOCAB.encode(["23 nov 2026"])
-    logits, weights = baseline(ids, lengths, steps=10)
-    assert logits.shape == (1, 10, len(TARGET_VOCAB)) and weights is None
+    logits, weights = baseline(ids, lengths)
+    assert logits.shape == (1, 11, len(TARGET_VOCAB)) and weights is None
     assert not any("attention" in name for name, _ in baseline.named_parameters())
 
 
@@ -128,6 +149,45 @@ def test_teacher_forcing_uses_the_given_previous_characters(model):
     assert not torch.allclose(model(ids, lengths, wrong)[0][:, 1], forced[:, 1])
 
 
+def test_encode_drops_all_padding_columns_and_reads_the_summary(model):
+    ids, lengths = SOURCE_VOCAB.encode(["23 nov 2026", "3.2.2027", "1 May 1990"])
+    padded = torch.cat([ids, torch.zeros(3, 5, dtype=torch.long)], dim=1)
+    annotations, mask, state = model.encode(padded, lengths)
+    assert annotations.shape == (3, 11, 32) and mask.shape == (3, 11)
+    assert mask.sum(dim=-1).tolist() == lengths.tolist()
+    assert (annotations[~mask] == 0).all()
+    # encoder_summary reads the encoder's final states off the annotations
+    _, summary = model.encoder(ids, lengths)
+    assert torch.allclose(encoder_summary(annotations, mask), summary, atol=1e-6)
+    assert torch.allclose(state, torch.tanh(model.decoder.init_state(summary)))
+
+
+def test_loss_ignores_padding_and_is_the_mean_over_real_characters(model):
+    ids, lengths, targets = date_tensors(random_dates(3, seed=6))
+    padded = torch.cat([targets, torch.zeros(3, 4, dtype=torch.long)], dim=1)
+    longer = seq2seq_loss(model, (ids, lengths, padded))
+    assert torch.allclose(longer, seq2seq_loss(model, (ids, lengths, targets)))
+    logits, _ = model(ids, lengths, targets)
+    by_hand = -torch.log_softmax(logits, -1).gather(2, targets[..., None]).mean()
+    assert torch.allclose(longer, by_hand)
+
+
+def test_greedy_decode_stops_pads_and_matches_the_forward_pass():
+    # a random model whose rows write <eos> at different steps (see the checker's cases)
+    cases = {what: case for what, *case in unit03._decode_cases()}
+    model, ids, lengths, _ = cases["rows that end at different steps"]
+    eos, pad = CharVocab.EOS, CharVocab.PAD
+    with torch.no_grad():
+        free_run = model(ids, lengths, steps=8)[0].argmax(dim=-1)  # never stops
+    ends = [row.index(eos) for row in free_run.tolist()]
+    decoded = greedy_decode(model, ids, lengths, max_steps=8)
+    assert decoded.shape == (4, max(ends) + 1) and decoded.dtype == torch.long
+    for row, end in enumerate(ends):
+        assert torch.equal(decoded[row, : end + 1], free_run[row, : end + 1])
+        assert (decoded[row, end + 1 :] == pad).all()
+    assert torch.equal(greedy_decode(model, ids, lengths, max_steps=2), free_run[:, :2])
+
+
 def test_fit_learns_and_records_history(model):
     pairs = random_dates(64, seed=4)
     batches = random_batches(*date_tensors(pairs), batch_size=32, seed=0)
@@ -137,8 +197,8 @@ def test_fit_learns_and_records_history(model):
     outputs, weights = translate(
         model, [s for s, _ in pairs[:3]], SOURCE_VOCAB, TARGET_VOCAB
     )
-    assert len(outputs) == 3 and all(len(o) <= 10 for o in outputs)
-    assert weights.shape[:2] == (3, 10)
+    assert len(outputs) == 3 and all(len(o) <= 11 for o in outputs)
+    assert weights.shape[:2] == (3, 11)
 
 
 def test_random_batches_are_seeded():

@@ -10,7 +10,11 @@ from .unit02 import (
     check_masked_softmax,
     check_scaled_dot_product_attention,
 )
-from .unit03 import check_decoder_step
+from .unit03 import (
+    check_decoder_step,
+    check_greedy_decode,
+    check_teacher_forced_loss,
+)
 from .unit04 import check_self_attention, check_simple_self_attention
 from .unit05 import check_merge_heads, check_multi_head_attention, check_split_heads
 from .unit06 import (
@@ -48,6 +52,7 @@ __all__ = [
     "check_causal_mask",
     "check_decoder_step",
     "check_feed_forward",
+    "check_greedy_decode",
     "check_language_model_loss",
     "check_leaks_future",
     "check_linear_attention",
@@ -68,6 +73,7 @@ __all__ = [
     "check_sliding_window_mask",
     "check_softmax",
     "check_split_heads",
+    "check_teacher_forced_loss",
     "check_to_mha_mask",
     "check_transformer_block",
 ]
