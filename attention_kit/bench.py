@@ -122,10 +122,145 @@ def position_length_generalisation() -> list[Row]:
     return length_generalisation_rows()
 
 
+def _unit09_model(context: int):
+    """The model of Lecture and Lab 09's KV-cache timings: MiniTransformer, vocabulary
+    32, d_model 64, 2 layers, 4 heads, learned positions (untrained: the cost of a step
+    does not depend on the weights)."""
+    from .transformer import MiniTransformer, TransformerConfig
+
+    torch.manual_seed(0)
+    return MiniTransformer(TransformerConfig(32, context, 64, 2, 4)).eval()
+
+
+def kv_cache_speedup(lengths: tuple[int, ...] = (64, 128, 256, 512)) -> list[Row]:
+    """Unit 09: greedy generation of 64 to 512 tokens after an 8-token prompt, recomputing
+    the whole prefix at every step (transformer.generate) against a key-value cache
+    (efficient.generate_cached); the tokens are checked to be identical."""
+    from .efficient import generate_cached
+    from .transformer import generate
+
+    model = _unit09_model(8 + max(lengths))
+    prompt = torch.randint(0, 32, (1, 8), generator=torch.Generator().manual_seed(0))
+    rows = []
+    for count in lengths:
+        slow = time_call(lambda c=count: generate(model, prompt, c, greedy=True), 2, 0)
+        fast = time_call(
+            lambda c=count: generate_cached(model, prompt, c, greedy=True), 2, 0
+        )
+        same = torch.equal(
+            generate(model, prompt, count, greedy=True),
+            generate_cached(model, prompt, count, greedy=True),
+        )
+        rows.append(
+            (
+                f"KV cache, {count} generated tokens",
+                f"{slow / fast:.1f}x faster than recompute",
+                f"recompute {slow:.2f} s, cached {fast:.2f} s; identical tokens: {same}"
+                + (" (target: >= 5x at 512)" if count == 512 else ""),
+            )
+        )
+    return rows
+
+
+def _variants(n: int, d: int = 64, window: int = 256):
+    """The attention variants of Unit 09 on one (1, n, d) input: name, function, exact?"""
+    from .efficient import linear_attention, sliding_window_attention, tiled_attention
+
+    g = torch.Generator().manual_seed(n)
+    q, k, v = (torch.randn(1, n, d, generator=g) for _ in range(3))
+    return [
+        ("plain (kit)", lambda: scaled_dot_product_attention(q, k, v), "exact"),
+        ("tiled, blocks of 128", lambda: tiled_attention(q, k, v), "exact"),
+        (
+            "F.scaled_dot_product_attention",
+            lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v),
+            "exact",
+        ),
+        (
+            f"sliding window {window}, causal",
+            lambda: sliding_window_attention(q, k, v, window),
+            "exact for its band",
+        ),
+        ("linear (elu + 1)", lambda: linear_attention(q, k, v), "another kernel"),
+    ]
+
+
+def tiled_memory(n: int = 8192) -> list[Row]:
+    """Unit 09: peak memory and time of plain, tiled and PyTorch's attention at one
+    large n (batch 1, d 64, no gradients), measured in the same run."""
+    rows, plain_memory, plain_time = [], None, None
+    with torch.no_grad():
+        for name, fn, _ in _variants(n)[:3]:
+            memory = peak_memory(fn)
+            seconds = time_call(fn, repeats=2, warmup=0)
+            if plain_memory is None:
+                plain_memory, plain_time = memory, seconds
+            rows.append(
+                (
+                    f"{name}, n = {n}",
+                    f"peak memory {memory / 1e6:.1f} MB"
+                    f" ({memory / plain_memory:.3f} of plain)",
+                    f"{seconds:.2f} s ({seconds / plain_time:.2f}x plain's time)"
+                    + (" (target: tiled <= 1/10 of plain)" if "tiled" in name else ""),
+                )
+            )
+    return rows
+
+
+def attention_variants(lengths: tuple[int, ...] = (512, 2048, 4096)) -> list[Row]:
+    """Unit 09's closing table: time and peak memory of every attention variant at
+    several n (batch 1, d 64, window 256, no gradients), one run."""
+    rows = []
+    with torch.no_grad():
+        for n in lengths:
+            for name, fn, kind in _variants(n):
+                seconds = time_call(fn, repeats=2, warmup=1)
+                memory = peak_memory(fn)
+                rows.append(
+                    (
+                        f"{name}, n = {n}",
+                        f"{1e3 * seconds:.1f} ms",
+                        f"peak memory {memory / 1e6:.1f} MB; {kind}",
+                    )
+                )
+    return rows
+
+
+def kit_mha_vs_torch(batch: int = 8, n: int = 256, d: int = 256, heads: int = 8):
+    """Unit 09: the kit's MultiHeadAttention against nn.MultiheadAttention with the same
+    weights on the same input (self-attention, no mask, no gradients)."""
+    from .attention import MultiHeadAttention
+
+    torch.manual_seed(0)
+    theirs = nn.MultiheadAttention(d, heads, batch_first=True).eval()
+    ours = MultiHeadAttention(d, heads).load_from_torch(theirs).eval()
+    x = torch.randn(batch, n, d)
+    with torch.no_grad():
+        same = torch.allclose(ours(x, x, x)[0], theirs(x, x, x)[0], atol=1e-5)
+        mine = time_call(lambda: ours(x, x, x), repeats=5)
+        with_weights = time_call(
+            lambda: theirs(x, x, x, average_attn_weights=False), repeats=5
+        )
+        fast = time_call(lambda: theirs(x, x, x, need_weights=False), repeats=5)
+    return [
+        (
+            f"kit MultiHeadAttention, ({batch}, {n}, {d}), {heads} heads",
+            f"{1e3 * mine:.1f} ms",
+            f"{mine / with_weights:.2f}x nn.MultiheadAttention returning per-head "
+            f"weights ({1e3 * with_weights:.1f} ms), {mine / fast:.2f}x without weights "
+            f"({1e3 * fast:.1f} ms); same output: {same} (target: within 1.5x)",
+        )
+    ]
+
+
 MEASUREMENTS: dict[str, Callable[[], list[Row]]] = {
     "dates": date_task,
     "attention-cost": attention_cost,
     "positions": position_length_generalisation,
+    "kv-cache": kv_cache_speedup,
+    "tiled-memory": tiled_memory,
+    "variants": attention_variants,
+    "kit-mha": kit_mha_vs_torch,
 }
 
 

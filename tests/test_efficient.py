@@ -16,6 +16,7 @@ from attention_kit.efficient import (
     kv_cache_bytes,
     linear_attention,
     online_softmax_update,
+    sliding_window_attention,
     sliding_window_mask,
     tiled_attention,
 )
@@ -269,6 +270,16 @@ def test_sliding_window_mask_properties():
 def test_sliding_window_matches_the_model_window():
     model = model_with("learned", window=3)
     assert torch.equal(model.attention_mask(10), sliding_window_mask(10, 3))
+
+
+@pytest.mark.parametrize(
+    "n, window, block", [(1, 1, 4), (13, 3, 4), (20, 7, 5), (9, 20, 4)]
+)
+def test_sliding_window_attention_equals_masked_attention(n, window, block):
+    q, k, v = qkv((2, 2), n, n, seed=9)
+    expected, _ = scaled_dot_product_attention(q, k, v, sliding_window_mask(n, window))
+    out = sliding_window_attention(q, k, v, window, block_size=block)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_receptive_field_grows_by_window_minus_one_per_layer():
