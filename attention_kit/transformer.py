@@ -16,6 +16,7 @@ given, so that new tokens can be fed one at a time with the right positions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -269,3 +270,42 @@ def generate(
             new = torch.multinomial(probabilities, 1, generator=generator)
         tokens = torch.cat([tokens, new], dim=1)
     return tokens
+
+
+# --- training and evaluation helpers for Lab 08 and make bench --------------------------
+
+
+def recall_loss(model: MiniTransformer, batch: tuple[Tensor, Tensor]) -> Tensor:
+    """Associative recall: cross-entropy of the value predicted at the last position
+    (the query key) for a batch ``(inputs (batch, n), targets (batch,))``."""
+    inputs, targets = batch
+    logits, _ = model(inputs)
+    return F.cross_entropy(logits[:, -1], targets)
+
+
+@torch.no_grad()
+def recall_accuracy(model: MiniTransformer, inputs: Tensor, targets: Tensor) -> float:
+    """The fraction of sequences whose most likely last-position token is the value."""
+    model.eval()
+    logits, _ = model(inputs)
+    return (logits[:, -1].argmax(dim=-1) == targets).float().mean().item()
+
+
+def text_windows(ids: Tensor, length: int) -> Tensor:
+    """Every window of ``length`` consecutive ids of a 1-D text: ``(len - length + 1,
+    length)``, a view (no copy), for :func:`attention_kit.train.random_batches`."""
+    return ids.unfold(0, length, 1)
+
+
+@torch.no_grad()
+def bits_per_character(model: MiniTransformer, ids: Tensor) -> float:
+    """The LM loss in bits per character on a 1-D text, cut into chunks of the model's
+    context; the first character of each chunk is context only, never a target."""
+    model.eval()
+    length = model.config.context_length
+    chunks = ids[: len(ids) // length * length].view(-1, length)
+    nats = sum(  # every chunk has length - 1 targets: weigh each batch by its rows
+        lm_loss(model(batch)[0], batch).item() * len(batch)
+        for batch in chunks.split(256)
+    )
+    return nats / len(chunks) / math.log(2)

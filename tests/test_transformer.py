@@ -23,10 +23,14 @@ from attention_kit.transformer import (
     FeedForward,
     MiniTransformer,
     TransformerConfig,
+    bits_per_character,
     count_parameters,
     filter_logits,
     generate,
     lm_loss,
+    recall_accuracy,
+    recall_loss,
+    text_windows,
 )
 
 
@@ -290,3 +294,25 @@ def test_ngram_baselines_by_hand():
     unigram = ngram_bits_per_character(text, valid, 1)
     bigram = ngram_bits_per_character(text, valid, 2)
     assert bigram < unigram < math.log2(len(set(text)))
+
+
+def test_lab_helpers_by_hand():
+    torch.manual_seed(8)
+    model = MiniTransformer(TransformerConfig(6, 8, d_model=16, num_heads=2))
+    inputs = torch.randint(0, 6, (5, 7))
+    targets = torch.randint(0, 6, (5,))
+    logits = model(inputs)[0][:, -1]
+    torch.testing.assert_close(
+        recall_loss(model, (inputs, targets)), F.cross_entropy(logits, targets)
+    )
+    expected = (logits.argmax(-1) == targets).float().mean().item()
+    assert recall_accuracy(model, inputs, targets) == expected
+    text = torch.arange(10)
+    windows = text_windows(text, 4)
+    assert windows.shape == (7, 4) and torch.equal(
+        windows[3], torch.tensor([3, 4, 5, 6])
+    )
+    ids = torch.randint(0, 6, (8 * 3 + 5,))  # 3 chunks of the context 8, 5 left over
+    chunks = ids[:24].view(3, 8)
+    by_hand = lm_loss(model(chunks)[0], chunks).item() / math.log(2)
+    assert bits_per_character(model, ids) == pytest.approx(by_hand, rel=1e-6)
