@@ -217,7 +217,7 @@ def loss_float(logits, tokens, pad_id):
 
 
 def test_language_model_loss_right_answers_pass(capsys):
-    assert_passes(check_language_model_loss, loss_ignore_index, capsys, "4/4")
+    assert_passes(check_language_model_loss, loss_ignore_index, capsys, "5/5")
     assert_passes(check_language_model_loss, loss_by_hand, capsys)
 
 
@@ -280,7 +280,7 @@ def distribution_ignores_top_k(logits, temperature=1.0, top_k=None):
 
 
 def test_sampling_distribution_right_answers_pass(capsys):
-    assert_passes(check_sampling_distribution, distribution_reference, capsys, "7/7")
+    assert_passes(check_sampling_distribution, distribution_reference, capsys, "8/8")
     assert_passes(check_sampling_distribution, distribution_sorted, capsys)
 
 
@@ -319,6 +319,11 @@ def sample_probabilities(logits, temperature, top_k, generator):
 def sample_unsqueezed(logits, temperature, top_k, generator):
     p = distribution_reference(logits, temperature, top_k)
     return torch.multinomial(p, 1, generator=generator)
+
+
+def sample_squeeze_all(logits, temperature, top_k, generator):
+    p = distribution_reference(logits, temperature, top_k)
+    return torch.multinomial(p, 1, generator=generator).squeeze()
 
 
 def sample_ignores_top_k(logits, temperature, top_k, generator):
@@ -392,5 +397,6 @@ MISTAKES = [
     (check_sample_next, sample_probabilities, "token ids"),
     (check_sample_next, sample_unsqueezed, "squeeze"),
     (check_sample_next, sample_ignores_top_k, "outside the top"),
+    (check_sample_next, sample_squeeze_all, "squeeze(-1), not"),
     (check_sample_next, sample_ignores_temperature, "differ from softmax"),
 ]

@@ -276,6 +276,15 @@ def check_language_model_loss(c: Checker, answer) -> None:
                 ),
             ],
         )
+    short = torch.tensor([[2, 4]])  # one sequence of two tokens: a single target
+    value = c.call(answer, logits[:1, :2], short, pad_id)
+    loss = c.tensor(value, "the loss of a batch of one two-token sequence", shape=())
+    c.expect_close(
+        loss,
+        reference_lm_loss(logits[:1, :2], short, pad_id),
+        "with one sequence of two tokens the loss is the cross-entropy of logits[0, 0] "
+        "against token 1.",
+    )
     # gradients reach the logits, and only through the kept positions
     logits = logits.clone().requires_grad_(True)
     loss = c.call(answer, logits, tokens, pad_id)
@@ -358,6 +367,7 @@ def check_sampling_distribution(c: Checker, answer) -> None:
         (torch.randn(1, 5, generator=g), 1.3, 1),
         (torch.randn(2, 5, generator=g), 1.0, 9),  # k larger than the vocabulary
         (torch.randn(2, 3, 7, generator=g), 0.8, 4),  # (batch, n, vocab)
+        (torch.randn(6, generator=g), 1.0, 2),  # one unbatched distribution
     ]
     for logits, temperature, top_k in cases:
         what = (
@@ -440,6 +450,12 @@ def check_sample_next(c: Checker, answer) -> None:
             f"{what}: the frequencies of the {draws} draws differ from softmax(logits / "
             f"temperature) over the top k by {gap:.3f} (expected them within 0.03).",
         )
+    one_row = c.call(answer, logits[:1], 1.0, 3, torch.Generator().manual_seed(2))
+    c.expect(
+        isinstance(one_row, Tensor) and tuple(one_row.shape) == (1,),
+        "with a batch of one row the result should have shape (1,): squeeze(-1), not "
+        "squeeze(), which also drops the batch axis.",
+    )
     # the same generator state gives the same tokens, whatever the global RNG does
     torch.manual_seed(0)
     first = c.call(answer, logits[:50], 1.0, None, torch.Generator().manual_seed(7))
