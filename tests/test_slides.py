@@ -111,4 +111,6 @@ def test_a_deck_of_a_tagged_notebook(tmp_path):
     html = slides.deck(notebook)
     assert "secret_drawing_code" not in html and "visible output" in html
     assert "shown_code" in html
-    assert (slides.reveal_folder() / "dist" / "reveal.js").read_text()[:40].find("5.") > 0
+    assert (slides.reveal_folder() / "dist" / "reveal.js").read_text()[:40].find(
+        "5."
+    ) > 0
