@@ -35,10 +35,10 @@ def _date_accuracy(model: Seq2Seq, test_pairs: list[tuple[str, str]]) -> float:
 def _train_dates(
     attention_dim: int | None, steps: int, train_tensors
 ) -> tuple[Seq2Seq, float]:
-    set_seed(0)
+    set_seed(0)  # the settings of Lab 03
     model = Seq2Seq(len(SOURCE_VOCAB), len(TARGET_VOCAB), attention_dim=attention_dim)
-    batches = random_batches(*train_tensors, batch_size=128, seed=0)
-    history = fit(model, seq2seq_loss, batches, steps, progress=False)
+    batches = random_batches(*train_tensors, batch_size=32, seed=0)
+    history = fit(model, seq2seq_loss, batches, steps, 1e-2, progress=False)
     return model, history.seconds
 
 
@@ -50,20 +50,20 @@ def date_task() -> list[Row]:
     model, seconds = _train_dates(64, 200, train_tensors)
     rows.append(
         (
-            "dates, with attention, 200 steps",
+            "dates, with attention, 200 steps of 32",
             f"{_date_accuracy(model, test_pairs):.1%} exact match",
-            f"{seconds:.1f} s training (target: >= 99% within 60 s)",
+            f"{seconds:.1f} s training (target: >= 99% within 15 s)",
         )
     )
     model, seconds = _train_dates(None, 200, train_tensors)
     rows.append(
         (
-            "dates, without attention, 200 steps",
+            "dates, without attention, 200 steps of 32",
             f"{_date_accuracy(model, test_pairs):.1%} exact match",
             f"{seconds:.1f} s training",
         )
     )
-    for steps in (400, 800, 1200):
+    for steps in (400, 800, 1600, 3200):
         model, seconds = _train_dates(None, steps, train_tensors)
         accuracy = _date_accuracy(model, test_pairs)
         rows.append(
