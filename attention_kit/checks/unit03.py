@@ -492,6 +492,7 @@ def _decode_cases() -> list[tuple[str, Seq2Seq, Tensor, Tensor, int]]:
         ("a batch of one", model, ids[1:2], lengths[1:2], 9),
         ("max_steps = 1", model, ids, lengths, 1),
         ("one-character inputs", model, short_ids, short_lengths, 6),
+        ("a float64 model", _random_model(70, 1.0, 0.5).double(), ids, lengths, 9),
     ]
 
 
