@@ -10,7 +10,10 @@ that later labs can import it.
 - ``positional``: ``sinusoidal_encoding``, ``apply_rope`` (interleaved pairs), learned and
   sinusoidal position modules
 - ``position_study``: Unit 06's length-generalisation experiment
-- ``models``: the GRU encoder-decoder of Unit 03, with or without attention
+- ``transformer``: Unit 08's ``MiniTransformer`` (decoder-only, pre- or post-LN), its
+  parameter count, ``lm_loss``, ``generate``
+- ``models``: the GRU encoder-decoder of Unit 03, with or without attention; re-exports
+  ``MiniTransformer``
 - ``data``: generated data sets (no downloads)
 - ``train``: ``set_seed``, ``get_device``, ``random_batches``, ``fit``
 - ``plots``: ``show_heatmap`` for every attention-weight picture
