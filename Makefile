@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 NOTEBOOK_DIRS := lectures solutions notebooks
 
-.PHONY: help book book-public test lab progress student slides bench clean
+.PHONY: help book book-public test lab progress student slides bench nbgrader clean
 
 help:
 	@echo "make book         build the HTML book into _build/html (lectures, labs, solutions)"
@@ -16,6 +16,7 @@ help:
 	@echo "make student      regenerate notebooks/ from solutions/ (clears outputs first)"
 	@echo "make book-public  build the book without the Solutions part into _build/public"
 	@echo "make slides       the lectures as reveal.js slide decks in _build/slides"
+	@echo "make nbgrader     an nbgrader course directory (source/, nbgrader_config.py) in _build/nbgrader"
 	@echo "make bench        the course's measurements (accuracy, speed, memory) as a table"
 	@echo "make clean        remove build outputs and caches (keeps .venv)"
 
@@ -34,9 +35,14 @@ book-public: $(INSTALLED)
 	$(BIN)/jupyter-book build . --toc _build/public/_toc.yml --path-output _build/public
 	@echo "Open _build/public/_build/html/index.html in a browser."
 
+# Two runs: nbval executes every notebook (on two cores) and stores what it executed in
+# _build/.jupyter_cache; then the book tests build the book from that cache, without
+# executing any notebook again (attention_kit.executed).
 test: $(INSTALLED)
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests $(NOTEBOOK_DIRS) \
+	MPLBACKEND=Agg $(BIN)/python -m pytest tests $(NOTEBOOK_DIRS) -m "not book" \
 		--nbval-lax --nbval-current-env -n 2 --dist loadscope --durations=15
+	MPLBACKEND=Agg ATTENTION_KIT_AFTER_NBVAL=1 $(BIN)/python -m pytest tests -m book \
+		-p no:xdist --durations=10
 
 # Your own copies of the labs live in my_labs/ (git-ignored): new labs are copied in,
 # nothing there is ever overwritten. NEW="02_scoring_functions ..." puts the course's
@@ -60,8 +66,15 @@ student: $(INSTALLED)
 	$(BIN)/python -m attention_kit.release --strip
 
 slides: $(INSTALLED)
-	$(BIN)/jupyter nbconvert --to slides --execute --output-dir _build/slides lectures/*.ipynb
+	$(BIN)/python -m attention_kit.slides _build/slides
 	@echo "Open _build/slides/<lecture>.slides.html in a browser."
+
+# An nbgrader course directory from solutions/: source/<lab>/<lab>.ipynb with the cell
+# metadata nbgrader needs, and nbgrader_config.py (grading mode). COURSE=path to choose.
+COURSE ?= _build/nbgrader
+nbgrader: $(INSTALLED)
+	$(BIN)/python -m attention_kit.grading $(COURSE)
+	@echo "Then: cd $(COURSE) && PATH=$(abspath $(BIN)):\$$PATH nbgrader generate_assignment 01_queries_keys_values"
 
 bench: $(INSTALLED)
 	$(BIN)/python -m attention_kit.bench
