@@ -24,6 +24,12 @@ $(INSTALLED): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -r requirements.txt
+	@# nbgrader is for instructors (make nbgrader, on the command line): keep its menus
+	@# and server extensions out of the learners' JupyterLab.
+	$(BIN)/jupyter labextension disable --level=sys_prefix @jupyter/nbgrader
+	for part in formgrader assignment_list course_list validate_assignment; do \
+		$(BIN)/jupyter server extension disable --sys-prefix nbgrader.server_extensions.$$part \
+		|| exit 1; done
 	touch $(INSTALLED)
 
 book: $(INSTALLED)
