@@ -307,7 +307,7 @@ def _variants(n: int, d: int = 64, window: int = 256):
             lambda: sliding_window_attention(q, k, v, window),
             "exact for its band",
         ),
-        ("linear (elu + 1)", lambda: linear_attention(q, k, v), "another kernel"),
+        ("linear (elu + 1)", lambda: linear_attention(q, k, v), "another similarity"),
     ]
 
 
