@@ -194,9 +194,10 @@ def online_softmax_update(
     over the keys seen so far (not yet divided by the running sum).
 
     scores ``(..., n, b)`` (-inf where a key is not allowed), values ``(..., b, d_v)``.
-    When the maximum grows from m to m', everything summed so far was taken relative to
-    m and is rescaled by exp(m - m') <= 1. A row with no allowed key so far keeps
-    maximum -inf and sum 0 (its exponentials are computed against 0 instead).
+    When the maximum grows from running_max to new_max, everything summed so far was
+    taken relative to running_max and is rescaled by exp(running_max - new_max) <= 1.
+    A row with no allowed key so far keeps maximum -inf and sum 0 (its exponentials are
+    computed against 0 instead).
     """
     running_max, running_sum, output = state
     new_max = torch.maximum(running_max, scores.amax(dim=-1, keepdim=True))

@@ -296,7 +296,7 @@ MISTAKES = [
     (
         check_online_softmax_update,
         update_with_switches(rescale="backwards"),
-        "exp(m - m_new)",
+        "exp(running_max - new_max)",
     ),
     (check_online_softmax_update, update_with_switches(divide=True), "divide once"),
     (

@@ -172,13 +172,15 @@ def _wrong_updates(state, scores, values) -> list[tuple[tuple[Tensor, ...], str]
     return [
         (
             (new_max, running_sum + block_sum, right_out),
-            "the running sum is not rescaled: when the maximum grows from m to m_new, "
-            "the old sum was taken relative to m, so multiply it by exp(m - m_new).",
+            "the running sum is not rescaled: when the maximum grows from running_max to "
+            "new_max, the old sum was taken relative to running_max, so multiply it by "
+            "exp(running_max - new_max).",
         ),
         (
             (new_max, right_sum, output + weights @ values),
             "the output accumulator is not rescaled: its terms were taken relative to "
-            "the old maximum, so multiply it by exp(m - m_new) like the running sum.",
+            "the old maximum, so multiply it by exp(running_max - new_max) like the "
+            "running sum.",
         ),
         (
             (
@@ -186,13 +188,15 @@ def _wrong_updates(state, scores, values) -> list[tuple[tuple[Tensor, ...], str]
                 running_sum * backwards + block_sum,
                 output * backwards + weights @ values,
             ),
-            "you rescaled by exp(m_new - m), which is >= 1; the factor is exp(m - m_new) "
+            "you rescaled by exp(new_max - running_max), which is >= 1; the factor is "
+            "exp(running_max - new_max) "
             "(old minus new), <= 1.",
         ),
         (
             (new_max, right_sum, right_out / right_sum),
             "the output is divided by the running sum inside the update: keep it "
-            "unnormalised (sum of exp(s - m) * v) and divide once, after the last block.",
+            "unnormalised (the sum of exp(score - running_max) * value) and divide "
+            "once, after the last block.",
         ),
         (
             (
@@ -201,7 +205,7 @@ def _wrong_updates(state, scores, values) -> list[tuple[tuple[Tensor, ...], str]
                 output * rescale + torch.exp(scores) @ values,
             ),
             "subtract the running maximum inside exp: the new terms are "
-            "exp(s - m_new), so that every term of the state is relative to m_new "
+            "exp(scores - new_max), so that every term of the state is relative to new_max "
             "(and exp cannot overflow).",
         ),
         (
@@ -281,8 +285,8 @@ def check_online_softmax_update(c: Checker, answer) -> None:
             state[2],
             "the output after the last block",
             nan_hint=(
-                "from the empty state the old maximum is -inf: exp(-inf - m_new) = 0 is "
-                "fine, but exp(m_new - (-inf)) is inf."
+                "from the empty state the old maximum is -inf: exp(-inf - new_max) = 0 is "
+                "fine, but exp(new_max - (-inf)) is inf."
             ),
         )
         total = c.tensor(state[1], "the running sum after the last block")
