@@ -12,6 +12,9 @@ that later labs can import it.
 - ``position_study``: Unit 06's length-generalisation experiment
 - ``transformer``: Unit 08's ``MiniTransformer`` (decoder-only, pre- or post-LN), its
   parameter count, ``lm_loss``, ``generate``
+- ``efficient``: Unit 09's ``generate_cached`` (key-value cache for ``MiniTransformer``),
+  ``kv_cache_bytes``, ``tiled_attention`` (online softmax), ``sliding_window_mask``,
+  ``linear_attention``
 - ``models``: the GRU encoder-decoder of Unit 03, with or without attention; re-exports
   ``MiniTransformer``
 - ``data``: generated data sets (no downloads)
