@@ -142,7 +142,10 @@ class Chromium:
 
     # -- start and stop ---------------------------------------------------------------
     def __enter__(self) -> Chromium:
-        self._profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
+        # Chromium may still write to its profile while it shuts down: clean up loosely.
+        self._profile = tempfile.TemporaryDirectory(
+            prefix="chromium-profile-", ignore_cleanup_errors=True
+        )
         self._process = subprocess.Popen(
             [self.executable, *FLAGS, f"--user-data-dir={self._profile.name}"],
             stdout=subprocess.DEVNULL,
@@ -170,6 +173,11 @@ class Chromium:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+            for _ in range(10):
+                shutil.rmtree(self._profile.name, ignore_errors=True)
+                if not Path(self._profile.name).exists():
+                    break
+                time.sleep(0.2)
             self._profile.cleanup()
 
     def _devtools_url(self) -> str:
