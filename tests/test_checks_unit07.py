@@ -47,6 +47,11 @@ def causal_int(n):
     return torch.ones(n, n, dtype=torch.long).tril()
 
 
+def causal_additive(n):  # the 0 / -inf convention of additive masks
+    future = torch.ones(n, n, dtype=torch.bool).triu(diagonal=1)
+    return torch.zeros(n, n).masked_fill(future, float("-inf"))
+
+
 # --- 07.2 padded_causal_mask -----------------------------------------------------------
 
 
@@ -89,6 +94,23 @@ def padded_no_padding(lengths, n):
 
 def padded_le_length(lengths, n):
     return causal_mask(n) & (torch.arange(n) <= lengths[:, None])[:, None, :]
+
+
+def padded_left(lengths, n):  # real tokens in the last lengths[b] columns
+    real = torch.arange(n) >= n - lengths[:, None]
+    return causal_mask(n) & real[:, None, :]
+
+
+def padded_keys_inverted(lengths, n):
+    return causal_mask(n) & ~padding_mask(lengths, n)[:, None, :]
+
+
+def padded_all_inverted(lengths, n):
+    return ~padded_causal_mask(lengths, n)
+
+
+def padded_batch_last(lengths, n):  # (n, n, batch)
+    return padded_causal_mask(lengths, n).permute(1, 2, 0)
 
 
 def padded_in_place(lengths, n):
@@ -181,6 +203,38 @@ def leaks_change_from_t(model, inputs):  # changes position t itself too
     return found
 
 
+def leaks_descending(model, inputs):
+    return leaks_reference(model, inputs)[::-1]
+
+
+def leaks_once_per_sequence(model, inputs):  # appends t for every sequence that changed
+    reference = model(inputs)
+    found = []
+    for t in range(inputs.shape[1] - 1):
+        changed = inputs.clone()
+        changed[:, t + 1 :] = torch.randn(changed[:, t + 1 :].shape)
+        out = model(changed)
+        found += [
+            t for b in range(len(inputs)) if not torch.equal(out[b, t], reference[b, t])
+        ]
+    return found
+
+
+def leaks_reports_next(model, inputs):
+    return [t + 1 for t in leaks_reference(model, inputs)]
+
+
+def leaks_batch_index(model, inputs):  # out[t] is sequence t, not position t
+    reference = model(inputs)
+    found = []
+    for t in range(inputs.shape[1] - 1):
+        changed = inputs.clone()
+        changed[:, t + 1 :] = torch.randn(changed[:, t + 1 :].shape)
+        if not torch.equal(model(changed)[t], reference[t]):
+            found.append(t)
+    return found
+
+
 def leaks_n1_crash(model, inputs):
     if inputs.shape[1] == 1:
         return [0]
@@ -218,6 +272,21 @@ def mha_no_heads(mask, num_heads):
     return ~mask
 
 
+def mha_additive_inf(mask, num_heads):  # works in PyTorch, but is not the boolean mask
+    flipped = mha_reference(mask, num_heads)
+    return torch.zeros(flipped.shape).masked_fill(flipped, float("-inf"))
+
+
+def mha_head_axis(mask, num_heads):  # (batch, num_heads, n, m)
+    if mask.dim() == 2:
+        return ~mask
+    return (~mask)[:, None].expand(-1, num_heads, -1, -1)
+
+
+def mha_uint8(mask, num_heads):
+    return mha_reference(mask, num_heads).to(torch.uint8)
+
+
 def mha_always_3d(mask, num_heads):
     flipped = ~mask if mask.dim() == 3 else (~mask)[None]
     return flipped.repeat_interleave(num_heads, dim=0)
@@ -231,6 +300,7 @@ MISTAKES = [
     (check_causal_mask, causal_no_diagonal, "diagonal is excluded"),
     (check_causal_mask, causal_off_by_one, "NEXT token"),
     (check_causal_mask, causal_fixed_size, "(n, n)"),
+    (check_causal_mask, causal_additive, "additive mask"),
     (check_padded_causal_mask, padded_or, "AND"),
     (check_padded_causal_mask, padded_on_queries, "instead of the keys"),
     (check_padded_causal_mask, padded_queries_and_keys, "keys only"),
@@ -240,6 +310,10 @@ MISTAKES = [
     (check_padded_causal_mask, padded_no_padding, "padding is missing"),
     (check_padded_causal_mask, padded_le_length, "j < L"),
     (check_padded_causal_mask, padded_in_place, "in place"),
+    (check_padded_causal_mask, padded_left, "pads on the right"),
+    (check_padded_causal_mask, padded_keys_inverted, "padding part is inverted"),
+    (check_padded_causal_mask, padded_all_inverted, "the mask is inverted"),
+    (check_padded_causal_mask, padded_batch_last, "One (n, n) mask per sequence"),
     (check_leaks_future, leaks_always, "does not leak"),
     (check_leaks_future, leaks_only_last, "EVERY position"),
     (check_leaks_future, leaks_next_token_only, "ALL the inputs after t"),
@@ -248,11 +322,18 @@ MISTAKES = [
     (check_leaks_future, leaks_bool, "LIST"),
     (check_leaks_future, leaks_change_from_t, "AFTER t"),
     (check_leaks_future, leaks_n1_crash, "n = 1"),
+    (check_leaks_future, leaks_descending, "increasing order"),
+    (check_leaks_future, leaks_once_per_sequence, "once per t"),
+    (check_leaks_future, leaks_reports_next, "not t + 1"),
+    (check_leaks_future, leaks_batch_index, "out[:, t]"),
     (check_to_mha_mask, mha_not_inverted, "not inverted"),
     (check_to_mha_mask, mha_repeat, "repeat_interleave"),
     (check_to_mha_mask, mha_additive, "ADDS"),
     (check_to_mha_mask, mha_no_heads, "batch * num_heads"),
     (check_to_mha_mask, mha_always_3d, "keep (n, m)"),
+    (check_to_mha_mask, mha_additive_inf, "BOOLEAN attn_mask"),
+    (check_to_mha_mask, mha_head_axis, "no separate head axis"),
+    (check_to_mha_mask, mha_uint8, "True = NOT allowed"),
 ]
 
 

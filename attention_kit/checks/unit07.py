@@ -16,16 +16,28 @@ from .core import Checker, describe, exercise, random_generator
 
 
 def _bool_mask(
-    c: Checker, value: Any, what: str, shape: tuple[int, ...], hint: str
+    c: Checker,
+    value: Any,
+    what: str,
+    shape: tuple[int, ...],
+    hint: str,
+    meaning: str = "a mask in this course is boolean (True = may attend)",
 ) -> Tensor:
-    """Check that ``value`` is a boolean tensor of ``shape``; return it on the CPU."""
+    """Check that ``value`` is a boolean tensor of ``shape``; return it on the CPU.
+    ``meaning`` says which boolean convention the mask follows, for the dtype hint."""
     if not isinstance(value, Tensor):
         c.fail(f"{what} should be a torch.Tensor, but it is {describe(value)}.")
     if value.dtype != torch.bool:
+        if value.is_floating_point() and bool(torch.isinf(value).any()):
+            c.fail(
+                f"{what} is a float mask with -inf entries: an additive mask (numbers "
+                f"added to the scores) is another convention; {meaning}. Build it with "
+                "a comparison or torch.tril on a boolean tensor."
+            )
         c.fail(
-            f"{what} has dtype {value.dtype}; a mask in this course is boolean (True = may "
-            "attend). A float 0/1 mask would be read as numbers ADDED to the scores by "
-            "PyTorch. Build it with a comparison or call .bool() on it."
+            f"{what} has dtype {value.dtype}; {meaning}. A float 0/1 mask would be read "
+            "as numbers ADDED to the scores by PyTorch. Build it with a comparison or "
+            "call .bool() on it."
         )
     if tuple(value.shape) != shape:
         c.fail(f"{what} has shape {tuple(value.shape)}, expected {shape}. {hint}")
@@ -142,6 +154,22 @@ def _padded_mistakes(lengths: Tensor, n: int) -> list[tuple[Tensor, str]]:
             "the causal part is transposed (upper triangle): query i may see keys j <= "
             "i, torch.tril.",
         ),
+        (
+            ~(causal & keys[:, None, :]),
+            "the mask is inverted: True means 'may attend', here the keys j <= i with "
+            "j < lengths[b].",
+        ),
+        (
+            causal & ~keys[:, None, :],
+            "the padding part is inverted: True must mark the REAL keys, j < "
+            "lengths[b], the ones that may be attended to.",
+        ),
+        (
+            causal & (torch.arange(n) >= n - lengths[:, None])[:, None, :],
+            "you padded on the left (real tokens in the last lengths[b] columns); the "
+            "statement pads on the right: the real tokens of sequence b are at "
+            "positions 0 .. lengths[b] - 1.",
+        ),
     ]
 
 
@@ -164,9 +192,14 @@ def check_padded_causal_mask(c: Checker, answer) -> None:
             "lengths[:, None] to get the (batch, n) padding mask.",
         )
         shape_hint = "One (n, n) mask per sequence: (batch, n, n)."
+        longest = int(lengths.max())
         if isinstance(value, Tensor) and tuple(value.shape) == (batch, 1, n, n):
             shape_hint = "Return (batch, n, n), without the head axis."
-        elif isinstance(value, Tensor) and value.dim() == 3 and value.shape[-1] != n:
+        elif (
+            isinstance(value, Tensor)
+            and tuple(value.shape) == (batch, longest, longest)
+            and longest != n
+        ):
             shape_hint = (
                 "Build the masks with the n you are given, not with the longest length: "
                 "the batch is padded to n, which may be longer than every sequence."
@@ -293,10 +326,31 @@ def _check_leaks_future(c: Checker, answer) -> None:
         inputs = torch.randn(batch, n, 6, generator=g)
         for description, model, expected in _hidden_models(n):
             what = f"leaks_future on {description} (inputs {tuple(inputs.shape)})"
-            found = _positions(c, c.call(answer, model, inputs), what)
+            found = _positions(
+                c,
+                c.call(
+                    answer,
+                    model,
+                    inputs,
+                    error_hint="inputs and outputs are (batch, n, ...): position t is "
+                    "out[:, t] and inputs[:, t + 1:] (out[t] would be sequence t).",
+                ),
+                what,
+            )
             if found == expected:
                 c.passed += 1
                 continue
+            if sorted(set(found)) == expected:
+                c.fail(
+                    f"{what} returned {found}: the right positions, but return each "
+                    "position once, in increasing order (append t once per t, not once "
+                    f"per sequence of the batch): {expected}."
+                )
+            if expected and [t - 1 for t in found] == expected:
+                c.fail(
+                    f"{what} returned {found}, one too far: report the position t whose "
+                    "output changed (out[:, t]), not t + 1, the first input you changed."
+                )
             if not expected:
                 c.fail(
                     f"{what} returned {found}, but this model does not leak: its outputs "
@@ -372,13 +426,25 @@ def check_to_mha_mask(c: Checker, answer) -> None:
         what = f"to_mha_mask for {description}"
         value = c.call(answer, mask, num_heads)
         if isinstance(value, Tensor) and value.is_floating_point():
+            if bool(torch.isinf(value).any()):
+                c.fail(
+                    f"{what} is a float 0/-inf mask: nn.MultiheadAttention would ADD it "
+                    "to the scores, which works, but the exercise asks for its BOOLEAN "
+                    "attn_mask: True = NOT allowed, e.g. ~mask."
+                )
             c.fail(
                 f"{what} is a float tensor: nn.MultiheadAttention ADDS a float attn_mask "
                 "to the scores (so a 0/1 mask would mask nothing). Return a boolean mask, "
                 "True = NOT allowed."
             )
         shape_hint = ""
-        if mask.dim() == 3 and isinstance(value, Tensor) and value.dim() == 3:
+        if mask.dim() == 3 and isinstance(value, Tensor) and value.dim() == 4:
+            shape_hint = (
+                "nn.MultiheadAttention takes no separate head axis: merge (batch, "
+                "num_heads) into one axis of batch * num_heads, sequence by sequence "
+                "(row b * num_heads + h), e.g. with repeat_interleave(num_heads, dim=0)."
+            )
+        elif mask.dim() == 3 and isinstance(value, Tensor) and value.dim() == 3:
             shape_hint = (
                 "nn.MultiheadAttention wants a 3-D attn_mask of shape "
                 "(batch * num_heads, n, m): one copy of each sequence's mask per head."
@@ -387,7 +453,15 @@ def check_to_mha_mask(c: Checker, answer) -> None:
             shape_hint = (
                 "An (n, m) mask is shared by every sequence and head: keep (n, m)."
             )
-        result = _bool_mask(c, value, what, tuple(expected.shape), shape_hint)
+        result = _bool_mask(
+            c,
+            value,
+            what,
+            tuple(expected.shape),
+            shape_hint,
+            meaning="nn.MultiheadAttention's attn_mask should be boolean here "
+            "(True = NOT allowed)",
+        )
         mistakes = [
             (
                 mask if mask.dim() == 2 else mask.repeat_interleave(num_heads, dim=0),
