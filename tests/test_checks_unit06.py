@@ -57,6 +57,18 @@ def table_per_column(num_positions, dim):
     return pe
 
 
+def table_times(num_positions, dim):  # multiplies by 10000 ** (2i / dim), in float32
+    t = torch.arange(num_positions, dtype=torch.float32)[:, None]
+    angle = t * 10000 ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim)
+    return torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1)
+
+
+def table_pairs_from_one(num_positions, dim):  # 2i runs over 2, 4, ..., dim
+    t = torch.arange(num_positions, dtype=torch.float32)[:, None]
+    angle = t / 10000 ** (torch.arange(2, dim + 1, 2, dtype=torch.float32) / dim)
+    return torch.stack([angle.sin(), angle.cos()], dim=-1).flatten(1)
+
+
 def table_integer(num_positions, dim):
     pe = torch.zeros(num_positions, dim, dtype=torch.long)
     pe[:, 1::2] = 1
@@ -79,6 +91,27 @@ def rotation(delta, dim, transpose=False, base=10000, exponent=2):
         block = torch.tensor([[math.cos(b), math.sin(b)], [-math.sin(b), math.cos(b)]])
         blocks.append(block.T if transpose else block)
     return torch.block_diag(*blocks)
+
+
+def rotation_angle(delta, dim, angle):
+    """Blocks with the right layout and a wrong angle(delta, i, dim)."""
+    blocks = []
+    for i in range(dim // 2):
+        b = angle(delta, i, dim)
+        blocks.append(
+            torch.tensor([[math.cos(b), math.sin(b)], [-math.sin(b), math.cos(b)]])
+        )
+    return torch.block_diag(*blocks)
+
+
+def rotation_on_halves(delta, dim):  # block i on rows/columns (i, i + dim/2)
+    right, half = rotation(delta, dim), dim // 2
+    moved = torch.zeros(dim, dim)
+    for i in range(half):
+        for r, rr in ((0, i), (1, i + half)):
+            for k, kk in ((0, i), (1, i + half)):
+                moved[rr, kk] = right[2 * i + r, 2 * i + k]
+    return moved
 
 
 def rotation_blocks_only(delta, dim):
@@ -131,6 +164,27 @@ def rope_via_rotate_half(x, positions):
     return rotated[..., torch.argsort(order)]
 
 
+def rope_times(x, positions):  # multiplies by 10000 ** (2i / dim)
+    dim = x.shape[-1]
+    theta = positions[:, None] * 10000 ** (torch.arange(0, dim, 2) / dim)
+    even, odd = x[..., 0::2], x[..., 1::2]
+    cos, sin = theta.cos().to(x.dtype), theta.sin().to(x.dtype)
+    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], -1).flatten(-2)
+
+
+def rope_cat(x, positions):  # the right pairs, written back as two halves
+    dim = x.shape[-1]
+    theta = positions[:, None] / 10000 ** (torch.arange(0, dim, 2) / dim)
+    even, odd = x[..., 0::2], x[..., 1::2]
+    cos, sin = theta.cos().to(x.dtype), theta.sin().to(x.dtype)
+    return torch.cat([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
+
+
+def rope_three_axes_only(x, positions):  # "x is (batch, seq, dim)"
+    batch, seq, dim = x.shape
+    return rope(x, positions)
+
+
 def rope_per_dim(x, positions):
     dim = x.shape[-1]
     theta = positions[:, None] / 10000 ** (torch.arange(dim) / dim)
@@ -175,6 +229,19 @@ def attention(x, W_q, W_k, W_v, rotate="qk", scale=None, rotate_output=False, st
     return (apply_rope(out, positions) if rotate_output else out), weights
 
 
+def attention_variant(x, W_q, W_k, W_v, scale=None, softmax_dim=-1, causal=False):
+    positions = torch.arange(x.shape[-2])
+    q = apply_rope(x @ W_q, positions)
+    k = apply_rope(x @ W_k, positions)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(scale or W_q.shape[1])
+    if causal:
+        n = x.shape[-2]
+        allowed = torch.ones(n, n, dtype=torch.bool).tril()
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    weights = torch.softmax(scores, dim=softmax_dim)
+    return weights @ (x @ W_v), weights
+
+
 def attention_einsum(x, W_q, W_k, W_v):
     x = x.double()
     positions = torch.arange(x.shape[-2])
@@ -201,6 +268,9 @@ MISTAKES = [
     (check_sinusoidal_encoding, lambda n, d: table(n, d, base=1000), "not 1000"),
     (check_sinusoidal_encoding, lambda n, d: table(n, d, halves=True), "interleaves"),
     (check_sinusoidal_encoding, table_integer, "integer dtype"),
+    (check_sinusoidal_encoding, table_times, "DIVIDE by the power"),
+    (check_sinusoidal_encoding, table_pairs_from_one, "pairs count from i = 0"),
+    (check_sinusoidal_encoding, lambda n, d: table(n, d)[None], "no batch axis"),
     (check_sinusoidal_encoding, lambda n, d: table(n, d).T, "One row per position"),
     # 06.2
     (check_offset_rotation, lambda d, n: rotation(d, n, transpose=True), "backwards"),
@@ -212,6 +282,24 @@ MISTAKES = [
     ),
     (check_offset_rotation, lambda d, n: torch.eye(n), "identity"),
     (check_offset_rotation, rotation_blocks_only, "(dim, dim)"),
+    (
+        check_offset_rotation,
+        lambda d, n: rotation_angle(d, n, lambda d, i, dim: d),
+        "angle of pair 0",
+    ),
+    (
+        check_offset_rotation,
+        lambda d, n: rotation_angle(d, n, lambda d, i, dim: d * 10000 ** (2 * i / dim)),
+        "do not multiply",
+    ),
+    (
+        check_offset_rotation,
+        lambda d, n: rotation_angle(
+            d, n, lambda d, i, dim: d / 10000 ** (2 * (i + 1) / dim)
+        ),
+        "pairs count from i = 0",
+    ),
+    (check_offset_rotation, rotation_on_halves, "i and i + dim/2"),
     # 06.3
     (check_apply_rope, lambda x, p: rope(x, p, sign=-1), "-theta"),
     (check_apply_rope, lambda x, p: rope(x, p, halves=True), "rotate-half"),
@@ -228,6 +316,9 @@ MISTAKES = [
     (check_apply_rope, rope_float32, "float64"),
     (check_apply_rope, rope_detached, "no gradient"),
     (check_apply_rope, rope_not_a_rotation, "length"),
+    (check_apply_rope, rope_times, "do not multiply"),
+    (check_apply_rope, rope_cat, "interleaved"),
+    (check_apply_rope, rope_three_axes_only, "any number of leading axes"),
     # 06.4
     (
         check_rope_self_attention,
@@ -244,6 +335,17 @@ MISTAKES = [
     (check_rope_self_attention, lambda *a: attention(*a, rotate=""), "no rotation"),
     (check_rope_self_attention, lambda *a: attention(*a, scale=6), "sqrt(d_k)"),
     (check_rope_self_attention, lambda *a: attention(*a, scale=1), "not scaled"),
+    (check_rope_self_attention, lambda *a: attention_variant(*a, scale=2), "sqrt(d_v)"),
+    (
+        check_rope_self_attention,
+        lambda *a: attention_variant(*a, softmax_dim=-2),
+        "over the keys",
+    ),
+    (
+        check_rope_self_attention,
+        lambda *a: attention_variant(*a, causal=True),
+        "no mask",
+    ),
     (
         check_rope_self_attention,
         lambda *a: attention(*a, rotate_output=True),

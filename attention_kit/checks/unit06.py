@@ -17,6 +17,12 @@ from .core import Checker, exercise, random_generator
 def _angles(positions: Tensor, dim: int, exponent: str, base: float) -> Tensor:
     """``(len(positions), dim/2)`` angles, or ``(len, dim)`` for ``exponent="per-dim"``."""
     positions = positions.to(torch.float64)[:, None]
+    if exponent == "times":  # multiplied by base^(2i/d) instead of divided
+        return positions * base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    if exponent == "i from 1":  # pairs counted from 1: 2, 4, ..., dim
+        return positions * base ** (
+            -torch.arange(2, dim + 1, 2, dtype=torch.float64) / dim
+        )
     if exponent == "2i/d":
         return positions * base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
     if exponent == "i/d":
@@ -60,6 +66,7 @@ def rope_variant(
     halves: bool = False,
     exponent: str = "2i/d",
     base: float = 10000.0,
+    interleave: bool = True,
 ) -> Tensor:
     """apply_rope with one mistake (the defaults give the right rotation), in float64."""
     x = x.to(torch.float64)
@@ -74,6 +81,8 @@ def rope_variant(
         a, b = x[..., : dim // 2], x[..., dim // 2 :]
         return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
     a, b = x[..., 0::2], x[..., 1::2]
+    if not interleave:
+        return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
     return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
 
 
@@ -110,6 +119,21 @@ TABLE_MISTAKES = [
         "you put all the sines in the first half and all the cosines in the second. "
         "The statement interleaves them: column 2i is sin, column 2i+1 is cos.",
     ),
+    (
+        {"exponent": "times"},
+        "the angle is t * w_i = t / 10000 ** (2i / dim): DIVIDE by the power of 10000 "
+        "(or multiply by 10000 ** (-2i / dim)), so that later pairs turn more slowly.",
+    ),
+    (
+        {"exponent": "i from 1"},
+        "pairs count from i = 0: pair 0 (columns 0 and 1) has w_0 = 1, so PE[t, 0] = "
+        "sin(t). Use torch.arange(0, dim, 2) for 2i, not arange(2, dim + 1, 2).",
+    ),
+]
+
+
+TABLE_MISTAKES_BY_NAME = [
+    (wrong.get("exponent", ""), hint) for wrong, hint in TABLE_MISTAKES
 ]
 
 
@@ -122,15 +146,23 @@ def check_sinusoidal_encoding(c: Checker, answer) -> None:
             what,
             shape=(num_positions, dim),
             shape_hint="One row per position and one column per dimension: "
-            "(num_positions, dim).",
+            "(num_positions, dim), with no batch axis in front.",
         )
+        expected = sinusoidal_encoding(num_positions, dim, dtype=torch.float64)
         mistakes = [
             (table_variant(num_positions, dim, **wrong), hint)
             for wrong, hint in TABLE_MISTAKES
         ]
+        # Multiplying by 10000 ** (2i / dim) gives angles in the thousands, whose sine
+        # float32 rounds far beyond atol: recognise that mistake with a loose tolerance.
+        times = table_variant(num_positions, dim, exponent="times")
+        if not torch.allclose(table, expected, atol=1e-5) and torch.allclose(
+            table, times, atol=5e-2
+        ):
+            c.fail(dict(TABLE_MISTAKES_BY_NAME)["times"])
         c.expect_close(
             table,
-            sinusoidal_encoding(num_positions, dim, dtype=torch.float64),
+            expected,
             f"{what} is wrong: PE[t, 2i] = sin(t / 10000 ** (2i / dim)), "
             "PE[t, 2i+1] = cos(the same angle), t from 0.",
             mistakes=mistakes,
@@ -191,6 +223,31 @@ def _rotation_mistakes(delta: int, dim: int, expected: Tensor) -> list:
             "you used 10000 ** (-i / dim).",
         ),
     ]
+    mistakes += [
+        (
+            _block_matrix(delta, dim, exponent="times"),
+            "block i turns by b = delta * w_i = delta / 10000 ** (2i / dim): divide by "
+            "the power of 10000, do not multiply.",
+        ),
+        (
+            _block_matrix(delta, dim, exponent="i from 1"),
+            "pairs count from i = 0: block 0 (rows and columns 0, 1) turns by b = delta "
+            "* w_0 = delta.",
+        ),
+        (
+            _halves_matrix(expected),
+            "block i sits on rows and columns 2i and 2i+1 (neighbours), where the table "
+            "keeps pair i; you put it on i and i + dim/2.",
+        ),
+    ]
+    if delta != 0 and dim > 2:
+        mistakes.append(
+            (
+                _block_matrix(delta, dim, exponent="same"),
+                "every block turns by b = delta, the angle of pair 0; block i must turn "
+                "by delta * w_i, w_i = 10000 ** (-2i / dim).",
+            )
+        )
     if delta != 0:
         mistakes.append(
             (
@@ -202,10 +259,20 @@ def _rotation_mistakes(delta: int, dim: int, expected: Tensor) -> list:
     return mistakes
 
 
+def _halves_matrix(expected: Tensor) -> Tensor:
+    """The right blocks, moved to rows and columns (i, i + dim/2)."""
+    dim = expected.shape[0]
+    order = torch.cat([torch.arange(0, dim, 2), torch.arange(1, dim, 2)])
+    return expected[order][:, order]
+
+
 def _block_matrix(
     delta: float, dim: int, exponent: str = "2i/d", base=10000.0
 ) -> Tensor:
-    b = _angles(torch.tensor([delta]), dim, exponent, base)[0]
+    if exponent == "same":
+        b = torch.full((dim // 2,), float(delta), dtype=torch.float64)
+    else:
+        b = _angles(torch.tensor([delta]), dim, exponent, base)[0]
     matrix = torch.zeros(dim, dim, dtype=torch.float64)
     even = torch.arange(0, dim, 2)
     matrix[even, even] = b.cos()
@@ -244,6 +311,17 @@ ROPE_MISTAKES = [
         {"base": 1000.0},
         "the base is 10000 (ten thousand), not 1000.",
     ),
+    (
+        {"exponent": "times"},
+        "the angle is positions[t] * w_i = positions[t] / 10000 ** (2i / dim): divide "
+        "by the power of 10000, do not multiply.",
+    ),
+    (
+        {"interleave": False},
+        "you rotated the right pairs but wrote the results as two halves (torch.cat). "
+        "Put them back interleaved: out[2i] and out[2i+1] are the rotated pair i, "
+        "torch.stack([...], dim=-1).flatten(-2).",
+    ),
 ]
 
 
@@ -267,7 +345,14 @@ def check_apply_rope(c: Checker, answer) -> None:
     for shape, positions, what in cases:
         x = torch.randn(*shape, generator=g)
         out = c.tensor(
-            c.call(answer, x, positions),
+            c.call(
+                answer,
+                x,
+                positions,
+                error_hint="x may have any number of leading axes: (seq, dim), "
+                "(batch, seq, dim), (batch, heads, seq, dim). Read dim as x.shape[-1], "
+                "the sequence as x.shape[-2], and slice with x[..., 0::2].",
+            ),
             f"apply_rope on {what}",
             shape=shape,
             shape_hint="RoPE rotates each vector in place: the output has the shape of x.",
@@ -339,6 +424,8 @@ def _attention_variant(
     W_v: Tensor,
     rotate: str = "qk",
     scale_by: int | None = None,
+    softmax_dim: int = -1,
+    causal: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """RoPE self-attention with one mistake; ``rotate`` names what gets rotated."""
     x, W_q, W_k, W_v = (t.double() for t in (x, W_q, W_k, W_v))
@@ -353,7 +440,12 @@ def _attention_variant(
     if "v" in rotate:
         v = apply_rope(v, positions)
     scale = math.sqrt(scale_by if scale_by is not None else W_q.shape[-1])
-    weights = torch.softmax(q @ k.transpose(-2, -1) / scale, dim=-1)
+    scores = q @ k.transpose(-2, -1) / scale
+    if causal:
+        n = scores.shape[-1]
+        future = torch.ones(n, n, dtype=torch.bool).triu(diagonal=1)
+        scores = scores.masked_fill(future, float("-inf"))
+    weights = torch.softmax(scores, dim=softmax_dim)
     return weights @ v, weights
 
 
@@ -419,6 +511,26 @@ def check_rope_self_attention(c: Checker, answer) -> None:
                 "the scores are not scaled: divide by sqrt(d_k).",
             )
         )
+        mistakes.append(
+            (
+                _attention_variant(x, W_q, W_k, W_v, scale_by=d_v)[1],
+                "scale by sqrt(d_k), the size of the queries and keys (W_q.shape[1]), "
+                "not by sqrt(d_v) (W_v.shape[1]).",
+            )
+        )
+        if n > 1:
+            mistakes += [
+                (
+                    _attention_variant(x, W_q, W_k, W_v, softmax_dim=-2)[1],
+                    "the softmax runs over the keys, the last axis (dim=-1): each "
+                    "query's row of weights sums to 1.",
+                ),
+                (
+                    _attention_variant(x, W_q, W_k, W_v, causal=True)[1],
+                    "this exercise has no mask: every query sees every key. (The "
+                    "position study below adds a causal mask; Lab 07 builds it.)",
+                ),
+            ]
         c.expect_close(
             weights,
             expected_weights,
