@@ -16,6 +16,7 @@ from attention_kit.checks import (
     check_sampling_distribution,
     check_transformer_block,
 )
+from attention_kit.masks import causal_mask
 from attention_kit.transformer import Block, FeedForward, filter_logits
 from conftest import assert_fails_with, assert_passes
 
@@ -60,6 +61,19 @@ class FFNAlwaysBias(FeedForwardVariant):
 
 class FFNTwice(FeedForwardVariant):
     after_down = True
+
+
+class FFNTanhGelu(FeedForwardVariant):
+    activation = staticmethod(lambda h: F.gelu(h, approximate="tanh"))
+
+
+class FFNWithNorm(FeedForwardVariant):  # a LayerNorm inside: parameters the lab has not
+    def __init__(self, d_model, d_ff, bias=True):
+        super().__init__(d_model, d_ff, bias)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, x):
+        return super().forward(self.norm(x))
 
 
 class FFNEinsumWithBuffer(nn.Module):  # right, written differently
@@ -119,6 +133,18 @@ class BlockVariant(nn.Module):
             x = x + self.ffn(self.norm2(x))
             a, w = self.attend(self.norm1(x), mask)
             return x + a, w
+        if o == "inverted-mask":
+            a, w = self.attend(self.norm1(x), None if mask is None else ~mask)
+            x = x + a
+            return x + self.ffn(self.norm2(x)), w
+        if o == "no-norm1":
+            a, w = self.attend(x, mask)
+            x = x + a
+            return x + self.ffn(self.norm2(x)), w
+        if o == "own-causal":
+            a, w = self.attend(self.norm1(x), causal_mask(x.shape[-2]))
+            x = x + a
+            return x + self.ffn(self.norm2(x)), w
         if o == "no-mask":
             a, w = self.attend(self.norm1(x), None)
             x = x + a
@@ -245,6 +271,14 @@ def distribution_k_plus_one(logits, temperature=1.0, top_k=None):
     return distribution_reference(logits, temperature, k)
 
 
+def distribution_k_minus_one(logits, temperature=1.0, top_k=None):  # `<=` for `<`
+    scaled = logits / temperature
+    if top_k is None or top_k >= logits.shape[-1]:
+        return torch.softmax(scaled, -1)
+    kth = scaled.topk(top_k, -1).values[..., -1:]
+    return torch.softmax(scaled.masked_fill(scaled <= kth, -math.inf), -1)
+
+
 def distribution_smallest(logits, temperature=1.0, top_k=None):
     if top_k is None or top_k >= logits.shape[-1]:
         return distribution_reference(logits, temperature)
@@ -326,6 +360,17 @@ def sample_squeeze_all(logits, temperature, top_k, generator):
     return torch.multinomial(p, 1, generator=generator).squeeze()
 
 
+def sample_own_generator(logits, temperature, top_k, generator):
+    return sample_reference(
+        logits, temperature, top_k, torch.Generator().manual_seed(0)
+    )
+
+
+def sample_first_row_only(logits, temperature, top_k, generator):
+    p = distribution_reference(logits, temperature, top_k)
+    return torch.multinomial(p[0], len(p), replacement=True, generator=generator)
+
+
 def sample_ignores_top_k(logits, temperature, top_k, generator):
     return sample_reference(logits, temperature, None, generator)
 
@@ -364,6 +409,8 @@ MISTAKES = [
     (check_feed_forward, FFNFourTimes, "hidden width is d_ff"),
     (check_feed_forward, FFNAlwaysBias, "bias=bias"),
     (check_feed_forward, FFNTwice, "not after"),
+    (check_feed_forward, FFNTanhGelu, "tanh approximation"),
+    (check_feed_forward, FFNWithNorm, "no other parameters"),
     (check_transformer_block, block_with("post"), "post-LN"),
     (check_transformer_block, block_with("stream"), "un-normalised x"),
     (
@@ -373,6 +420,9 @@ MISTAKES = [
     ),
     (check_transformer_block, block_with("ffn-first"), "comes after the attention"),
     (check_transformer_block, block_with("no-mask"), "mask is not used"),
+    (check_transformer_block, block_with("inverted-mask"), "mask is inverted"),
+    (check_transformer_block, block_with("no-norm1"), "input is not normalised"),
+    (check_transformer_block, block_with("own-causal"), "with mask=None"),
     (check_language_model_loss, loss_no_shift, "no shift"),
     (check_language_model_loss, loss_backwards, "wrong way"),
     (check_language_model_loss, loss_with_padding, "padded positions"),
@@ -383,6 +433,7 @@ MISTAKES = [
     (check_sampling_distribution, distribution_multiplied, "divide by it"),
     (check_sampling_distribution, distribution_k_plus_one, "k + 1"),
     (check_sampling_distribution, distribution_smallest, "SMALLEST"),
+    (check_sampling_distribution, distribution_k_minus_one, "k - 1"),
     (check_sampling_distribution, distribution_not_renormalised, "renormalised"),
     (
         check_sampling_distribution,
@@ -399,4 +450,6 @@ MISTAKES = [
     (check_sample_next, sample_ignores_top_k, "outside the top"),
     (check_sample_next, sample_squeeze_all, "squeeze(-1), not"),
     (check_sample_next, sample_ignores_temperature, "differ from softmax"),
+    (check_sample_next, sample_own_generator, "not one you create"),
+    (check_sample_next, sample_first_row_only, "EACH row"),
 ]

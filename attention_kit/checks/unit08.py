@@ -25,6 +25,8 @@ def check_feed_forward(c: Checker, answer) -> None:
         "Create up = nn.Linear(d_model, d_ff, bias=bias) and down = nn.Linear(d_ff, "
         "d_model, bias=bias): the hidden width is d_ff.",
         generator=g,
+        bias_hint="the network has two layers, up and down, and no other parameters "
+        "(no LayerNorm or extra layer: the block around it has those).",
     )
     up, down = reference.up, reference.down
     for shape in [(2, 5, d_model), (3, d_model), (1, 1, d_model)]:
@@ -61,6 +63,12 @@ def check_feed_forward(c: Checker, answer) -> None:
                     (
                         down(torch.tanh(up(x))),
                         "that is tanh; use GELU: F.gelu(up(x)).",
+                    ),
+                    (
+                        down(F.gelu(up(x), approximate="tanh")),
+                        "that is GELU's tanh approximation (GPT-2's code uses it); this "
+                        "course's network uses the exact GELU: F.gelu(up(x)), without "
+                        "approximate=.",
                     ),
                 ],
             )
@@ -130,10 +138,34 @@ def block_variants(
             "LayerNorm with its own scale and shift.",
         ),
     ]
+    mistakes.append(
+        (
+            x + attend(x) + ffn(n2(x + attend(x))),
+            "the attention's input is not normalised: h = norm1(x), then x + "
+            "attention(h, h, h, mask).",
+        )
+    )
     if mask is not None:
         unmasked = block(x, None)[0]
         hint = "the mask is not used: pass it on, self.attention(h, h, h, mask)."
         mistakes.append((unmasked, hint))
+        mistakes.append(
+            (
+                block(x, ~mask)[0],
+                "the mask is inverted: in this course (and in SDPA) True means MAY "
+                "attend; nn.MultiheadAttention's True means NOT allowed. Pass the mask "
+                "on unchanged.",
+            )
+        )
+    else:
+        n = x.shape[-2]
+        mistakes.append(
+            (
+                block(x, causal_mask(n))[0],
+                "with mask=None there is no mask: pass the given mask on as it is, "
+                "do not build a causal mask of your own.",
+            )
+        )
     return mistakes
 
 
@@ -150,6 +182,8 @@ def check_transformer_block(c: Checker, answer) -> None:
         "num_heads), norm2, ffn = FeedForward(d_model, d_ff).",
         generator=g,
         scale=0.5,
+        bias_hint="keep the given __init__: norm1, attention, norm2 and ffn, and no "
+        "other layers with parameters.",
     )
     cases = [(2, 5, causal_mask(5)), (2, 4, None), (1, 1, causal_mask(1))]
     cases.append((1, 3, causal_mask(3)[None].expand(1, 3, 3)))
@@ -336,6 +370,18 @@ def _distribution_mistakes(logits: Tensor, temperature: float, top_k: int | None
                 "(everything below the k-th largest becomes -inf).",
             )
         )
+        if k > 1:
+            fewer = logits.topk(k - 1, -1).indices
+            minus_one = torch.zeros_like(kept).scatter(-1, fewer, True)
+            mistakes.append(
+                (
+                    torch.softmax(
+                        (logits / temperature).masked_fill(~minus_one, -torch.inf), -1
+                    ),
+                    "only k - 1 tokens keep a probability: the k-th largest logit "
+                    "stays too (remove logits < the k-th largest, not <=).",
+                )
+            )
         small = logits.topk(k, -1, largest=False).indices
         smallest = torch.zeros_like(kept).scatter(-1, small, True)
         mistakes.append(
@@ -349,8 +395,9 @@ def _distribution_mistakes(logits: Tensor, temperature: float, top_k: int | None
         mistakes.append(
             (
                 torch.softmax(logits / temperature, -1),
-                "nothing was filtered: with top_k = k only the k most likely tokens may "
-                "have a probability above 0.",
+                "nothing was filtered: with top_k = k only the k most likely tokens of "
+                "each distribution (along the last dimension, the vocabulary) may have "
+                "a probability above 0.",
             )
         )
     return right, mistakes
@@ -381,7 +428,9 @@ def check_sampling_distribution(c: Checker, answer) -> None:
             shape_hint="Return one probability per vocabulary entry.",
             nan_hint="Set the filtered LOGITS to -inf, then take torch.softmax over the "
             "last dimension (it subtracts the maximum, so large logits cannot "
-            "overflow); -inf in probabilities or exp of a large logit gives inf or NaN.",
+            "overflow); -inf in probabilities or exp of a large logit gives inf or NaN, "
+            "and so does a row whose logits are ALL -inf (each row keeps its own k "
+            "largest: topk(top_k, dim=-1)).",
         )
         right, mistakes = _distribution_mistakes(logits, temperature, top_k)
         c.expect_close(
@@ -456,6 +505,15 @@ def check_sample_next(c: Checker, answer) -> None:
         "with a batch of one row the result should have shape (1,): squeeze(-1), not "
         "squeeze(), which also drops the batch axis.",
     )
+    # every row is drawn from its own distribution: top_k=1 makes each draw certain
+    distinct = torch.tensor([[3.0, 0.0, 1.0], [0.0, 2.0, 1.0], [1.0, 0.0, 4.0]])
+    rows = c.call(answer, distinct, 1.0, 1, torch.Generator().manual_seed(3))
+    c.expect(
+        isinstance(rows, Tensor) and torch.equal(rows.long(), torch.tensor([0, 1, 2])),
+        "for logits [[3, 0, 1], [0, 2, 1], [1, 0, 4]] with top_k=1 the tokens should be "
+        f"[0, 1, 2], got {rows.tolist() if isinstance(rows, Tensor) else rows}: draw "
+        "one token from EACH row's distribution (multinomial(probabilities, 1)).",
+    )
     # the same generator state gives the same tokens, whatever the global RNG does
     torch.manual_seed(0)
     first = c.call(answer, logits[:50], 1.0, None, torch.Generator().manual_seed(7))
@@ -466,4 +524,10 @@ def check_sample_next(c: Checker, answer) -> None:
         "two calls with generators in the same state gave different tokens: draw with the "
         "generator you are given (generator=generator), not PyTorch's global random "
         "numbers.",
+    )
+    third = c.call(answer, logits[:50], 1.0, None, torch.Generator().manual_seed(8))
+    c.expect(
+        not torch.equal(torch.as_tensor(first), torch.as_tensor(third)),
+        "generators in different states gave the same 50 tokens: draw with the "
+        "generator you are given (generator=generator), not one you create yourself.",
     )
