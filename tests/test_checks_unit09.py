@@ -107,6 +107,18 @@ def step_recompute_positions(q, k, v, cache_k, cache_v):
     return out, keys, values
 
 
+def step_rotates_whole_cache(q, k, v, cache_k, cache_v):
+    """Rotates the grown cache by the one position t: apply_rope refuses the shapes."""
+    where = torch.tensor([cache_k.shape[-2]])
+    keys = apply_rope(torch.cat([cache_k, k], dim=-2), where)
+    values = torch.cat([cache_v, v], dim=-2)
+    return (
+        scaled_dot_product_attention(apply_rope(q, where), keys, values)[0],
+        keys,
+        values,
+    )
+
+
 def test_attend_with_cache_passes_correct_answers(capsys):
     assert_passes(check_attend_with_cache, cache_step, capsys)
     assert_passes(check_attend_with_cache, cache_step_sdpa, capsys)
@@ -195,6 +207,7 @@ band_one_short = band_with(lambda i, j, w: (j <= i) & (i - j < w - 1))
 band_symmetric = band_with(lambda i, j, w: (i - j).abs() < w)
 band_float = band_with(lambda i, j, w: ((j <= i) & (i - j < w)).float())
 band_not_causal = band_with(lambda i, j, w: i - j < w)
+band_inverted = band_with(lambda i, j, w: ~((j <= i) & (i - j < w)))
 band_transposed = band_with(lambda i, j, w: (i <= j) & (j - i < w))
 
 
@@ -287,6 +300,7 @@ MISTAKES = [
     (check_attend_with_cache, step_attends_before_appending, "BEFORE attending"),
     (check_attend_with_cache, step_key_unrotated, "without its rotation"),
     (check_attend_with_cache, step_recompute_positions, "rotated by its position t"),
+    (check_attend_with_cache, step_rotates_whole_cache, "one position per row"),
     (check_online_softmax_update, update_with_switches(rescale="none"), "not rescaled"),
     (
         check_online_softmax_update,
@@ -315,6 +329,7 @@ MISTAKES = [
     (check_sliding_window_mask, band_symmetric, "symmetric"),
     (check_sliding_window_mask, band_float, "boolean"),
     (check_sliding_window_mask, band_not_causal, "future keys"),
+    (check_sliding_window_mask, band_inverted, "True and False are swapped"),
     (check_linear_attention, linear_with(normalise=False), "normaliser is missing"),
     (check_linear_attention, linear_with(feature=F.elu), "must be positive"),
     (check_linear_attention, linear_with(feature=torch.relu), "relu"),

@@ -60,7 +60,9 @@ def check_attend_with_cache(c: Checker, answer) -> None:
             cache_v,
             error_hint="the caches are (batch, heads, t, head_dim) and the new token is "
             "(batch, heads, 1, head_dim): append along the sequence axis, dim=-2, to "
-            "the keys AND to the values.",
+            "the keys AND to the values. apply_rope(x, positions) needs one position "
+            "per row of x: rotate only the new (1-row) query and key, with "
+            "torch.tensor([t]); the cached keys are already rotated.",
         )
         out, new_k, new_v = c.unpack(result, 3, "(output, cache_k, cache_v)")
         grown = (batch, heads, past + 1, d)
@@ -340,6 +342,12 @@ def check_sliding_window_mask(c: Checker, answer) -> None:
                 i - j < window,
                 "without j <= i the mask lets every query see all future keys; the "
                 "band is the causal mask AND i - j < window.",
+            ),
+            (
+                ~((j <= i) & (i - j < window)),
+                "True and False are swapped: in this course (and in SDPA) True means "
+                "MAY attend, so the band near the diagonal is True. (True = NOT allowed "
+                "is nn.MultiheadAttention's convention.)",
             ),
             (
                 (j <= i) & (i - j >= window),
