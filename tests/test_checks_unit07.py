@@ -235,6 +235,11 @@ def leaks_batch_index(model, inputs):  # out[t] is sequence t, not position t
     return found
 
 
+def leaks_flags(model, inputs):  # one True/False per position instead of positions
+    found = leaks_reference(model, inputs)
+    return [t in found for t in range(inputs.shape[1] - 1)]
+
+
 def leaks_n1_crash(model, inputs):
     if inputs.shape[1] == 1:
         return [0]
@@ -323,6 +328,7 @@ MISTAKES = [
     (check_leaks_future, leaks_change_from_t, "AFTER t"),
     (check_leaks_future, leaks_n1_crash, "n = 1"),
     (check_leaks_future, leaks_descending, "increasing order"),
+    (check_leaks_future, leaks_flags, "not a True/False flag"),
     (check_leaks_future, leaks_once_per_sequence, "once per t"),
     (check_leaks_future, leaks_reports_next, "not t + 1"),
     (check_leaks_future, leaks_batch_index, "out[:, t]"),
@@ -399,6 +405,11 @@ def test_learners_may_treat_the_hidden_models_as_modules(capsys):
         return [np.int64(t) for t in leaks_reference(model, inputs)]
 
     assert_passes(check_leaks_future, leaks_numpy_ints, capsys)
+
+    def leaks_zero_d_tensors(model, inputs):  # e.g. list(torch.nonzero(...).flatten())
+        return [torch.tensor(t) for t in leaks_reference(model, inputs)]
+
+    assert_passes(check_leaks_future, leaks_zero_d_tensors, capsys)
 
 
 def test_the_checkers_leave_the_global_random_state_alone(capsys):

@@ -301,12 +301,27 @@ def _positions(c: Checker, value: Any, what: str) -> list[int]:
         )
     if isinstance(value, Tensor):
         value = value.flatten().tolist()
-    if not isinstance(value, (list, tuple)) or not all(
-        isinstance(t, numbers.Integral) and not isinstance(t, bool) for t in value
-    ):
+    if isinstance(value, (list, tuple)):  # 0-d integer tensors, e.g. from torch.nonzero
+        value = [
+            t.item()
+            if isinstance(t, Tensor) and t.numel() == 1 and not t.is_floating_point()
+            else t
+            for t in value
+        ]
+    if not isinstance(value, (list, tuple)):
         c.fail(
             f"{what} should return a list of ints (positions), but it returned "
             f"{describe(value)}."
+        )
+    odd = [
+        t for t in value if isinstance(t, bool) or not isinstance(t, numbers.Integral)
+    ]
+    if odd:
+        c.fail(
+            f"{what} should return a list of ints (positions), but it returned a "
+            f"{type(value).__name__} holding {describe(odd[0])} ({type(odd[0]).__name__}). "
+            "Append the position t itself, e.g. found.append(t), not a True/False flag "
+            "or a tensor."
         )
     return [int(t) for t in value]
 
