@@ -180,6 +180,22 @@ def rope_cat(x, positions):  # the right pairs, written back as two halves
     return torch.cat([even * cos - odd * sin, even * sin + odd * cos], dim=-1)
 
 
+def rope_tiled_angles(x, positions):  # cos/sin tiled with cat, pairs interleaved
+    dim = x.shape[-1]
+    theta = positions[:, None] / 10000 ** (torch.arange(0, dim, 2) / dim)
+    theta = torch.cat([theta, theta], dim=-1).to(x.dtype)
+    partner = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)
+    return x * theta.cos() + partner * theta.sin()
+
+
+def rope_every_two(x, positions):  # GPT-J's rotate_every_two: a right answer
+    dim = x.shape[-1]
+    theta = positions[:, None] / 10000 ** (torch.arange(0, dim, 2) / dim)
+    theta = theta.repeat_interleave(2, dim=-1).to(x.dtype)
+    partner = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)
+    return x * theta.cos() + partner * theta.sin()
+
+
 def rope_three_axes_only(x, positions):  # "x is (batch, seq, dim)"
     batch, seq, dim = x.shape
     return rope(x, positions)
@@ -210,6 +226,7 @@ def test_apply_rope_right_answers_pass(capsys):
     assert_passes(check_apply_rope, apply_rope, capsys)
     assert_passes(check_apply_rope, rope_complex, capsys)
     assert_passes(check_apply_rope, rope_via_rotate_half, capsys)
+    assert_passes(check_apply_rope, rope_every_two, capsys)
 
 
 # --- 06.4 rope_self_attention ----------------------------------------------------------
@@ -318,6 +335,7 @@ MISTAKES = [
     (check_apply_rope, rope_not_a_rotation, "length"),
     (check_apply_rope, rope_times, "do not multiply"),
     (check_apply_rope, rope_cat, "interleaved"),
+    (check_apply_rope, rope_tiled_angles, "repeat_interleave(2"),
     (check_apply_rope, rope_three_axes_only, "any number of leading axes"),
     # 06.4
     (

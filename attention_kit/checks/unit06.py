@@ -25,6 +25,13 @@ def _angles(positions: Tensor, dim: int, exponent: str, base: float) -> Tensor:
         )
     if exponent == "2i/d":
         return positions * base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    if (
+        exponent == "tiled"
+    ):  # (len, dim): the pair angles tiled, column j gets pair j % (d/2)
+        pairs = positions * base ** (
+            -torch.arange(0, dim, 2, dtype=torch.float64) / dim
+        )
+        return torch.cat([pairs, pairs], dim=-1)
     if exponent == "i/d":
         return positions * base ** (-torch.arange(dim // 2, dtype=torch.float64) / dim)
     # "per-dim": dimension j gets its own frequency base^(-j/d), pairs ignored
@@ -72,7 +79,7 @@ def rope_variant(
     x = x.to(torch.float64)
     dim = x.shape[-1]
     angles = sign * _angles(positions, dim, exponent, base)
-    if exponent == "per-dim":
+    if exponent in ("per-dim", "tiled"):
         # cos/sin per dimension j, with the interleaved partner (-x[2i+1], x[2i])
         partner = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)
         return x * angles.cos() + partner * angles.sin()
@@ -315,6 +322,12 @@ ROPE_MISTAKES = [
         {"exponent": "times"},
         "the angle is positions[t] * w_i = positions[t] / 10000 ** (2i / dim): divide "
         "by the power of 10000, do not multiply.",
+    ),
+    (
+        {"exponent": "tiled"},
+        "x[2i] and x[2i+1] must turn by the same angle, that of pair i: repeat each "
+        "pair's cos and sin twice side by side (repeat_interleave(2, dim=-1)), not the "
+        "whole row twice (torch.cat([theta, theta]), the layout of rotate-half).",
     ),
     (
         {"interleave": False},
