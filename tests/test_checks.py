@@ -454,3 +454,13 @@ def test_no_checker_crashes_on_a_nonsense_answer(checker, junk):
     with pytest.raises(ExerciseFailed) as failure:
         checker(junk)
     assert failure.value.hint.strip()
+
+
+def test_first_difference_shows_a_small_gap():
+    from attention_kit.checks.core import first_difference
+
+    expected = torch.tensor([1.0, -1.0310])
+    actual = torch.tensor([1.0, -1.0312])
+    line = first_difference(actual, expected)
+    assert "index (1,)" in line and "-1.031" in line and "-1.0312" in line, line
+    assert "off by 0.0002" in line, line

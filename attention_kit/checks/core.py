@@ -390,9 +390,11 @@ def first_difference(actual: Tensor, expected: Tensor) -> str:
     """Where two tensors of one shape first differ, as a line for a message."""
     gap = (actual - expected).abs() > 1e-5 + 1e-4 * expected.abs()
     index = tuple(int(i) for i in torch.nonzero(gap)[0])
+    want, got = expected[index].item(), actual[index].item()
+    # Enough digits to show the gap, which can be small (a GELU approximation, float16).
     return (
         f"First difference at index {index}: "
-        f"expected {expected[index].item():.4g}, got {actual[index].item():.4g}."
+        f"expected {want:.7g}, got {got:.7g} (off by {abs(got - want):.2g})."
     )
 
 
