@@ -88,6 +88,10 @@ def padded_float(lengths, n):
     return padded_causal_mask(lengths, n).float()
 
 
+def padded_uint8(lengths, n):
+    return padded_causal_mask(lengths, n).to(torch.uint8)
+
+
 def padded_no_padding(lengths, n):
     return causal_mask(n).expand(len(lengths), n, n)
 
@@ -298,7 +302,7 @@ def mha_always_3d(mask, num_heads):
 
 
 MISTAKES = [
-    (check_causal_mask, causal_float, "dtype"),
+    (check_causal_mask, causal_float, "float 0/1 mask would be read"),
     (check_causal_mask, causal_int, "boolean"),
     (check_causal_mask, causal_triu, "triu"),
     (check_causal_mask, causal_mha_convention, "nn.MultiheadAttention"),
@@ -312,6 +316,7 @@ MISTAKES = [
     (check_padded_causal_mask, padded_max_length, "longest length"),
     (check_padded_causal_mask, padded_with_head_axis, "without the head axis"),
     (check_padded_causal_mask, padded_float, "dtype"),
+    (check_padded_causal_mask, padded_uint8, "integer 0/1 mask is not a boolean"),
     (check_padded_causal_mask, padded_no_padding, "padding is missing"),
     (check_padded_causal_mask, padded_le_length, "j < L"),
     (check_padded_causal_mask, padded_in_place, "in place"),

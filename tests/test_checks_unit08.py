@@ -333,6 +333,10 @@ def sample_inverse_cdf(logits, temperature, top_k, generator):  # right, another
     return (cdf < u).sum(-1).clamp(max=p.shape[-1] - 1)
 
 
+def sample_int32(logits, temperature, top_k, generator):
+    return sample_reference(logits, temperature, top_k, generator).int()
+
+
 def sample_greedy(logits, temperature, top_k, generator):
     return logits.argmax(-1)
 
@@ -452,4 +456,5 @@ MISTAKES = [
     (check_sample_next, sample_ignores_temperature, "differ from softmax"),
     (check_sample_next, sample_own_generator, "not one you create"),
     (check_sample_next, sample_first_row_only, "EACH row"),
+    (check_sample_next, sample_int32, "int64"),
 ]

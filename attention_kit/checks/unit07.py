@@ -34,10 +34,16 @@ def _bool_mask(
                 f"added to the scores) is another convention; {meaning}. Build it with "
                 "a comparison or torch.tril on a boolean tensor."
             )
+        if value.is_floating_point():
+            c.fail(
+                f"{what} has dtype {value.dtype}; {meaning}. A float 0/1 mask would be "
+                "read as numbers ADDED to the scores by PyTorch. Build it with a "
+                "comparison or call .bool() on it."
+            )
         c.fail(
-            f"{what} has dtype {value.dtype}; {meaning}. A float 0/1 mask would be read "
-            "as numbers ADDED to the scores by PyTorch. Build it with a comparison or "
-            "call .bool() on it."
+            f"{what} has dtype {value.dtype}; {meaning}. An integer 0/1 mask is not a "
+            "boolean one (F.scaled_dot_product_attention accepts only bool or float "
+            "masks). Build it with a comparison or call .bool() on it."
         )
     if tuple(value.shape) != shape:
         c.fail(f"{what} has shape {tuple(value.shape)}, expected {shape}. {hint}")

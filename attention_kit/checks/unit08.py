@@ -467,6 +467,12 @@ def check_sample_next(c: Checker, answer) -> None:
             "returns int64), not the probabilities.",
         )
         c.expect(
+            tokens.dtype == torch.int64,
+            f"{what} returned dtype {tokens.dtype}; the statement asks for int64 "
+            "(torch.long) token ids, the dtype torch.multinomial returns: leave them as "
+            "they are, or .long().",
+        )
+        c.expect(
             tuple(tokens.shape) == (draws,),
             f"{what} has shape {tuple(tokens.shape)}, expected ({draws},): one token per "
             "row of logits. torch.multinomial(p, 1) gives (batch, 1): squeeze(-1).",
