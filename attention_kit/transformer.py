@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from .attention import (
     MultiHeadAttention,
+    attention_mask,
     merge_heads,
     scaled_dot_product_attention,
     split_heads,
@@ -65,8 +66,7 @@ class RotaryMultiHeadAttention(MultiHeadAttention):
     ) -> tuple[Tensor, Tensor]:
         """As :meth:`MultiHeadAttention.forward` (self-attention: query, key and value
         have the same length); ``positions`` ``(n,)`` defaults to ``0..n-1``."""
-        if mask is not None and mask.dim() == 3:
-            mask = mask.unsqueeze(1)
+        mask = attention_mask(mask, query.shape[-2], key.shape[-2], head_axis=True)
         q = apply_rope(split_heads(self.W_q(query), self.num_heads), positions)
         k = apply_rope(split_heads(self.W_k(key), self.num_heads), positions)
         v = split_heads(self.W_v(value), self.num_heads)

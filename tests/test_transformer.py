@@ -316,3 +316,28 @@ def test_lab_helpers_by_hand():
     chunks = ids[:24].view(3, 8)
     by_hand = lm_loss(model(chunks)[0], chunks).item() / math.log(2)
     assert bits_per_character(model, ids) == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_rotary_attention_reads_masks_as_multi_head_attention_does():
+    """RotaryMultiHeadAttention shares attention_mask with MultiHeadAttention: every
+    mask shape it names gives the same result as its (n, n) or (batch, n, n) spelling,
+    and a (batch, m) padding mask passed as a 2-D mask is refused, not misread."""
+    from attention_kit.transformer import RotaryMultiHeadAttention
+
+    torch.manual_seed(0)
+    layer = RotaryMultiHeadAttention(8, 2)
+    x = torch.randn(3, 5, 8)
+    causal = causal_mask(5)
+    padding = torch.tensor([[True] * 5, [True] * 3 + [False] * 2, [True] * 5])
+    full = causal & padding[:, None, :]
+    expected, weights = layer(x, x, x, full)
+    assert weights.shape == (3, 2, 5, 5)
+    assert torch.allclose(layer(x, x, x, full[:, None])[0], expected)  # 4-D as given
+    assert torch.allclose(layer(x[:1], x[:1], x[:1], causal)[0], expected[:1])
+    keys_only = padding[1]  # (m,): the same keys for every query
+    assert torch.allclose(
+        layer(x[1:2], x[1:2], x[1:2], keys_only)[0],
+        layer(x[1:2], x[1:2], x[1:2], keys_only.expand(5, 5))[0],
+    )
+    with pytest.raises(ValueError, match="padding"):
+        layer(x, x, x, padding)  # (batch, m) with batch != n
