@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -93,16 +94,11 @@ def cached_forward(
     if past + n > config.context_length:
         raise ValueError(f"{past + n} tokens, context is {config.context_length}")
     positions = torch.arange(past, past + n, device=tokens.device)
-    x = model.token_embedding(tokens)
-    if config.positions == "learned":
-        x = x + model.position_embedding(positions)
-    if config.positions == "sinusoidal":
-        x = x + model.position_encoding[positions]
+    x = model.embed(tokens, positions)
     mask = model.attention_mask(n, start=past)  # (n, past + n)
     new = KVCache()
-    for layer, block in enumerate(model.blocks):
-        attention = block.attention
-        h = block.norm1(x) if block.pre_norm else x
+
+    def attend_with_cache(h: Tensor, layer: int, attention) -> tuple[Tensor, Tensor]:
         q = split_heads(attention.W_q(h), attention.num_heads)
         k = split_heads(attention.W_k(h), attention.num_heads)
         v = split_heads(attention.W_v(h), attention.num_heads)
@@ -113,14 +109,12 @@ def cached_forward(
             v = torch.cat([cache.values[layer], v], dim=-2)
         new.keys.append(k)
         new.values.append(v)
-        heads, _ = scaled_dot_product_attention(q, k, v, mask)
-        update = attention.W_o(merge_heads(heads))
-        if block.pre_norm:
-            x = x + update
-            x = x + block.ffn(block.norm2(x))
-        else:
-            x = block.norm1(x + update)
-            x = block.norm2(x + block.ffn(x))
+        heads, weights = scaled_dot_product_attention(q, k, v, mask)
+        return attention.W_o(merge_heads(heads)), weights
+
+    for layer, block in enumerate(model.blocks):
+        attend = partial(attend_with_cache, layer=layer, attention=block.attention)
+        x, _ = block.around(x, attend)  # the block's own norms, residuals and FFN
     return model.output(model.final_norm(x)), new
 
 

@@ -100,13 +100,20 @@ class Block(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """x ``(batch, n, d_model)``, mask ``(n, n)`` (True = may attend) -> the new
         x ``(batch, n, d_model)`` and the weights ``(batch, heads, n, n)``."""
+        return self.around(
+            x, lambda h: self.attention(h, h, h, mask, **attention_kwargs)
+        )
+
+    def around(self, x: Tensor, attend) -> tuple[Tensor, Tensor]:
+        """The LayerNorms, residual connections and feed-forward network around
+        ``attend``, a function h ``(batch, n, d_model)`` -> (update, weights);
+        Unit 09's cache passes one that also reads cached keys and values."""
         if self.pre_norm:
-            h = self.norm1(x)
-            update, weights = self.attention(h, h, h, mask, **attention_kwargs)
+            update, weights = attend(self.norm1(x))
             x = x + update
             x = x + self.ffn(self.norm2(x))
         else:
-            update, weights = self.attention(x, x, x, mask, **attention_kwargs)
+            update, weights = attend(x)
             x = self.norm1(x + update)
             x = self.norm2(x + self.ffn(x))
         return x, weights
@@ -171,6 +178,16 @@ class MiniTransformer(nn.Module):
             mask = mask.triu(-(self.config.window - 1) + start)
         return mask
 
+    def embed(self, tokens: Tensor, positions: Tensor) -> Tensor:
+        """Token embeddings ``(batch, n, d_model)`` plus the learned or sinusoidal
+        encodings of ``positions`` ``(n,)`` (RoPE and "none" add nothing here)."""
+        x = self.token_embedding(tokens)
+        if self.config.positions == "learned":
+            x = x + self.position_embedding(positions)
+        if self.config.positions == "sinusoidal":
+            x = x + self.position_encoding[positions]
+        return x
+
     def forward(self, tokens: Tensor, start: int = 0) -> tuple[Tensor, list[Tensor]]:
         """tokens ``(batch, n)`` at positions ``start..start+n-1`` -> logits ``(batch,
         n, vocab_size)`` and a list of ``num_layers`` weights ``(batch, heads, n, n)``."""
@@ -180,11 +197,7 @@ class MiniTransformer(nn.Module):
                 f"{start + n} tokens, context is {self.config.context_length}"
             )
         positions = torch.arange(start, start + n, device=tokens.device)
-        x = self.token_embedding(tokens)
-        if self.config.positions == "learned":
-            x = x + self.position_embedding(positions)
-        if self.config.positions == "sinusoidal":
-            x = x + self.position_encoding[positions]
+        x = self.embed(tokens, positions)
         extra = {"positions": positions} if self.config.positions == "rope" else {}
         mask = self.attention_mask(n, start)[:, start:]
         weights = []
