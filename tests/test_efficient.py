@@ -51,8 +51,9 @@ def test_cached_generation_equals_recompute(positions, options):
 
 
 @pytest.mark.parametrize("positions", ["learned", "sinusoidal", "rope"])
-def test_cached_logits_equal_full_pass(positions):
-    model = model_with(positions)
+@pytest.mark.parametrize("options", [{}, {"pre_norm": False}, {"window": 3}])
+def test_cached_logits_equal_full_pass(positions, options):
+    model = model_with(positions, **options)
     tokens = torch.randint(0, 13, (2, 10), generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         full, _ = model(tokens)
