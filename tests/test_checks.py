@@ -218,6 +218,11 @@ MISTAKES = [
     (check_attention_pool, lambda w, v: v @ w, "values @ weights"),
     (
         check_attention_pool,
+        lambda w, v: torch.softmax(w, dim=-1) @ v,
+        "they already are a softmax",
+    ),
+    (
+        check_attention_pool,
         lambda w, v: (w @ v) / w.shape[-1],
         "divided by the number of keys",
     ),

@@ -182,6 +182,12 @@ def sdpa_plain_softmax(queries, keys, values, mask=None):
     return weights @ values, weights
 
 
+def sdpa_scaled_after_softmax(queries, keys, values, mask=None):
+    scores = queries @ keys.transpose(-2, -1)
+    weights = masked_softmax(scores, mask) / math.sqrt(queries.shape[-1])
+    return weights @ values, weights
+
+
 def sdpa_no_default(queries, keys, values, mask):
     return scaled_dot_product_attention(queries, keys, values, mask)
 
@@ -385,6 +391,11 @@ MISTAKES = [
     (check_scaled_dot_product_attention, sdpa_mask_after_softmax, "no longer sum to 1"),
     (check_scaled_dot_product_attention, sdpa_with(sqrt_dk, dim=-2), "sum to 1"),
     (check_scaled_dot_product_attention, sdpa_values_are_keys, "not the keys"),
+    (
+        check_scaled_dot_product_attention,
+        sdpa_scaled_after_softmax,
+        "after the softmax",
+    ),
     (check_scaled_dot_product_attention, sdpa_additive_mask, "finite gradients"),
     (check_scaled_dot_product_attention, sdpa_no_default, "mask=None"),
     (

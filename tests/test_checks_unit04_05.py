@@ -22,6 +22,7 @@ from attention_kit.checks import (
     check_simple_self_attention,
     check_split_heads,
 )
+from attention_kit.masks import causal_mask
 from conftest import assert_passes
 
 
@@ -55,6 +56,25 @@ def simple_einsum_float64(x):
 def simple_squeezed(x):
     output, weights = simple_self_attention(x)
     return output.squeeze(), weights.squeeze()
+
+
+def simple_scaled_after_softmax(x):
+    weights = torch.softmax(x @ x.transpose(-2, -1), dim=-1) / math.sqrt(x.shape[-1])
+    return weights @ x, weights
+
+
+def simple_causal(x):
+    """Masks the later tokens, which this exercise does not ask for."""
+    scores = x @ x.transpose(-2, -1) / math.sqrt(x.shape[-1])
+    weights = masked_softmax(scores, causal_mask(x.shape[-2]))
+    return weights @ x, weights
+
+
+class SelfAttentionScaledAfterSoftmax(SelfAttention):
+    def forward(self, x, mask=None):
+        scores = self.W_q(x) @ self.W_k(x).transpose(-2, -1)
+        weights = masked_softmax(scores, mask) / math.sqrt(self.W_q.out_features)
+        return weights @ self.W_v(x), weights
 
 
 class SelfAttentionVariant(SelfAttention):
@@ -329,6 +349,8 @@ MISTAKES = [
     ),
     (check_simple_self_attention, simple_hand_softmax, "exp overflowed"),
     (check_simple_self_attention, simple_squeezed, "shape"),
+    (check_simple_self_attention, simple_scaled_after_softmax, "after the softmax"),
+    (check_simple_self_attention, simple_causal, "no mask"),
     (
         check_simple_self_attention,
         lambda x: simple_self_attention(x)[0],
@@ -360,6 +382,7 @@ MISTAKES = [
         "transposed",
     ),
     (check_self_attention, variant(SelfAttentionVariant, softmax_dim=-2), "dim=-1"),
+    (check_self_attention, SelfAttentionScaledAfterSoftmax, "after the softmax"),
     (
         check_self_attention,
         variant(SelfAttentionVariant, values_from="W_k"),

@@ -197,6 +197,11 @@ def check_attention_pool(c: Checker, attention_pool) -> None:
                 values.mean(dim=0).expand(5, 3),
                 "every row is the plain mean of the values: the weights are not used.",
             ),
+            (
+                torch.softmax(weights, dim=-1) @ values,
+                "you applied a softmax to the weights: they already are a softmax "
+                "(each row sums to 1), so use them as they are, weights @ values.",
+            ),
         ],
     )
 

@@ -282,6 +282,14 @@ def check_scaled_dot_product_attention(c: Checker, answer) -> None:
         weights.sum(dim=-1),
         torch.ones(2, n),
         "each query's weights must sum to 1: take the softmax over the keys (dim=-1).",
+        mistakes=[
+            (
+                torch.full((2, n), 1 / math.sqrt(d_k)),
+                "each row of weights sums to 1/sqrt(d_k): you divided the weights by "
+                "sqrt(d_k) after the softmax. Scale the SCORES before it, "
+                "softmax(Q K^T / sqrt(d_k)).",
+            )
+        ],
     )
     expected_output, expected_weights = scaled_dot_product_attention(
         queries, keys, values

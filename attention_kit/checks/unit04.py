@@ -31,6 +31,17 @@ def _simple_mistakes(x: Tensor) -> list[tuple[Tensor, str]]:
             "the scores are symmetric, so a softmax over dim=-2 gives the transposed "
             "weights: its columns sum to 1, not its rows. Use dim=-1.",
         ),
+        (
+            torch.softmax(scores, dim=-1) / math.sqrt(d),
+            "you divided the weights by sqrt(d) after the softmax, so rows no longer "
+            "sum to 1: scale the SCORES before it, softmax(X X^T / sqrt(d)).",
+        ),
+        (
+            masked_softmax(scores / math.sqrt(d), causal_mask(n)),
+            "this exercise has no mask: every token attends to every token, "
+            "the later ones too (the causal mask comes with SelfAttention's mask "
+            "argument).",
+        ),
     ]
 
 
@@ -163,6 +174,11 @@ def check_self_attention(c: Checker, answer) -> None:
             (
                 torch.softmax(raw / scale, dim=-2),
                 "the softmax must run over the keys, the last dimension (dim=-1).",
+            ),
+            (
+                torch.softmax(raw, dim=-1) / scale,
+                "you divided the weights by sqrt(key_dim) after the softmax, so rows "
+                "no longer sum to 1: scale the SCORES before it.",
             ),
         ]
     c.expect_close(
