@@ -244,6 +244,10 @@ def leaks_flags(model, inputs):  # one True/False per position instead of positi
     return [t in found for t in range(inputs.shape[1] - 1)]
 
 
+def leaks_first_sequence_only(model, inputs):  # tests sequence 0 of the batch only
+    return leaks_reference(model, inputs[:1])
+
+
 def leaks_n1_crash(model, inputs):
     if inputs.shape[1] == 1:
         return [0]
@@ -337,6 +341,7 @@ MISTAKES = [
     (check_leaks_future, leaks_once_per_sequence, "once per t"),
     (check_leaks_future, leaks_reports_next, "not t + 1"),
     (check_leaks_future, leaks_batch_index, "out[:, t]"),
+    (check_leaks_future, leaks_first_sequence_only, "EVERY sequence"),
     (check_to_mha_mask, mha_not_inverted, "not inverted"),
     (check_to_mha_mask, mha_repeat, "repeat_interleave"),
     (check_to_mha_mask, mha_additive, "ADDS"),

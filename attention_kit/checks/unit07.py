@@ -258,6 +258,20 @@ def _with_extra(pairs: list[tuple[int, int]]) -> Callable[[int], Tensor]:
     return rule
 
 
+class _SecondSequenceUnmasked(_HiddenModel):
+    """Causal for every sequence of the batch but the second, which has no mask (like a
+    padding bug that hits one sequence only)."""
+
+    def __init__(self, seed: int):
+        super().__init__(causal_mask, seed)
+        self.unmasked = _HiddenModel(lambda m: None, seed)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat(
+            [super().forward(x[:1]), self.unmasked(x[1:2]), super().forward(x[2:])]
+        )
+
+
 class _Positionwise(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return torch.tanh(x) * 2 + 1  # no attention at all: nothing leaks
@@ -268,8 +282,10 @@ class _SdpaCausal(nn.Module):
         return F.scaled_dot_product_attention(x, x, x, is_causal=True)
 
 
-def _hidden_models(n: int) -> list[tuple[str, Callable[[Tensor], Tensor], list[int]]]:
-    """(description, model, positions that see the future) for inputs of length n."""
+def _hidden_models(
+    n: int, batch: int
+) -> list[tuple[str, Callable[[Tensor], Tensor], list[int]]]:
+    """(description, model, positions that see the future) for inputs (batch, n, ...)."""
     every = list(range(n - 1))
     return [
         ("a correct causal model", _HiddenModel(causal_mask, 701), []),
@@ -295,6 +311,11 @@ def _hidden_models(n: int) -> list[tuple[str, Callable[[Tensor], Tensor], list[i
             "a model where only position 1 sees position 4 (and nothing else leaks)",
             _HiddenModel(_with_extra([(1, 4)]), 706),
             [1],
+        ),
+        (
+            "a model where only the second sequence of the batch has no mask",
+            _SecondSequenceUnmasked(708),
+            every if batch > 1 else [],
         ),
     ]
 
@@ -345,7 +366,7 @@ def _check_leaks_future(c: Checker, answer) -> None:
     g = random_generator(703)
     for batch, n in ((2, 6), (1, 7)):
         inputs = torch.randn(batch, n, 6, generator=g)
-        for description, model, expected in _hidden_models(n):
+        for description, model, expected in _hidden_models(n, batch):
             what = f"leaks_future on {description} (inputs {tuple(inputs.shape)})"
             found = _positions(
                 c,
@@ -378,6 +399,13 @@ def _check_leaks_future(c: Checker, answer) -> None:
                     "up to t stay exactly the same whatever comes after t. Change only "
                     "the inputs AFTER t (inputs[:, t + 1:]), compare only the output AT "
                     "t, and run the model on the original inputs for the comparison."
+                )
+            if not found and isinstance(model, _SecondSequenceUnmasked):
+                c.fail(
+                    f"{what} found no leak, but the positions {expected} of the second "
+                    "sequence see the future. Change the inputs of EVERY sequence "
+                    "(inputs[:, t + 1:]) and compare out[:, t] for the whole batch, not "
+                    "only sequence 0."
                 )
             if not found:
                 c.fail(
