@@ -82,7 +82,14 @@ def rotation_matrix(delta: float, dim: int) -> Tensor:
     it is [[cos b, sin b], [-sin b, cos b]] with b = delta * omega_i. It does not
     depend on t.
     """
-    b = delta * pair_frequencies(dim)
+    return block_rotation(delta * pair_frequencies(dim))
+
+
+def block_rotation(angles: Tensor) -> Tensor:
+    """``(2k, 2k)`` float64 block-diagonal matrix from ``angles`` ``(k,)``: block i is
+    [[cos b_i, sin b_i], [-sin b_i, cos b_i]] on coordinates (2i, 2i+1)."""
+    b = angles.to(torch.float64)
+    dim = 2 * b.shape[-1]
     matrix = torch.zeros(dim, dim, dtype=torch.float64)
     even = torch.arange(0, dim, 2)
     matrix[even, even] = b.cos()

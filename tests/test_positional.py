@@ -192,3 +192,24 @@ def test_device_follows_the_input():
     assert apply_rope(x, torch.arange(3)).device.type == "meta"
     assert apply_rope_rotate_half(x).device.type == "meta"
     assert sinusoidal_encoding(3, 8, device="meta").device.type == "meta"
+
+
+def test_block_rotation_by_hand():
+    """block_rotation (shared by rotation_matrix and the Lab 06 checker) puts
+    [[cos b, sin b], [-sin b, cos b]] on each pair and zeros elsewhere."""
+    from attention_kit.positional import block_rotation
+
+    angles = torch.tensor([0.3, -1.2, 2.0])
+    matrix = block_rotation(angles)
+    assert matrix.shape == (6, 6) and matrix.dtype == torch.float64
+    for i, b in enumerate(angles.double()):
+        c, s = math.cos(b), math.sin(b)
+        block = matrix[2 * i : 2 * i + 2, 2 * i : 2 * i + 2]
+        assert torch.allclose(
+            block, torch.tensor([[c, s], [-s, c]], dtype=torch.float64)
+        )
+    off_blocks = matrix.clone()
+    for i in range(3):
+        off_blocks[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = 0
+    assert not off_blocks.any()
+    assert torch.allclose(matrix @ matrix.T, torch.eye(6, dtype=torch.float64))

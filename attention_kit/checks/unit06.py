@@ -7,7 +7,12 @@ import math
 import torch
 from torch import Tensor
 
-from ..positional import apply_rope, rotation_matrix, sinusoidal_encoding
+from ..positional import (
+    apply_rope,
+    block_rotation,
+    rotation_matrix,
+    sinusoidal_encoding,
+)
 from .core import Checker, exercise, random_generator
 
 # ---------------------------------------------------------------------------------------
@@ -282,13 +287,7 @@ def _block_matrix(
         b = torch.full((dim // 2,), float(delta), dtype=torch.float64)
     else:
         b = _angles(torch.tensor([delta]), dim, exponent, base)[0]
-    matrix = torch.zeros(dim, dim, dtype=torch.float64)
-    even = torch.arange(0, dim, 2)
-    matrix[even, even] = b.cos()
-    matrix[even, even + 1] = b.sin()
-    matrix[even + 1, even] = -b.sin()
-    matrix[even + 1, even + 1] = b.cos()
-    return matrix
+    return block_rotation(b)
 
 
 # ---------------------------------------------------------------------------------------
