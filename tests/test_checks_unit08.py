@@ -242,6 +242,17 @@ def loss_float(logits, tokens, pad_id):
     return loss_ignore_index(logits, tokens, pad_id).item()
 
 
+def loss_in_bits(logits, tokens, pad_id):  # nats / ln 2
+    return loss_ignore_index(logits, tokens, pad_id) / math.log(2)
+
+
+def loss_masked_by_inputs(logits, tokens, pad_id):  # pad read from the inputs
+    log_p = torch.log_softmax(logits[:, :-1], -1)
+    nll = -log_p.gather(-1, tokens[:, 1:, None]).squeeze(-1)
+    keep = tokens[:, :-1] != pad_id
+    return (nll * keep).sum() / keep.sum()
+
+
 def test_language_model_loss_right_answers_pass(capsys):
     assert_passes(check_language_model_loss, loss_ignore_index, capsys, "5/5")
     assert_passes(check_language_model_loss, loss_by_hand, capsys)
@@ -311,6 +322,14 @@ def distribution_naive_exp(logits, temperature=1.0, top_k=None):
 
 def distribution_ignores_top_k(logits, temperature=1.0, top_k=None):
     return torch.softmax(logits / temperature, -1)
+
+
+def distribution_topk_always(logits, temperature=1.0, top_k=None):  # k > vocab raises
+    scaled = logits / temperature
+    if top_k is not None:
+        kth = scaled.topk(top_k, dim=-1).values[..., -1:]
+        scaled = scaled.masked_fill(scaled < kth, -torch.inf)
+    return torch.softmax(scaled, dim=-1)
 
 
 def test_sampling_distribution_right_answers_pass(capsys):
@@ -434,6 +453,9 @@ MISTAKES = [
     (check_language_model_loss, loss_pad_zero, "not pad_id"),
     (check_language_model_loss, loss_row_means, "per-row means"),
     (check_language_model_loss, loss_float, "torch.Tensor"),
+    (check_language_model_loss, loss_in_bits, "in nats"),
+    (check_language_model_loss, loss_masked_by_inputs, "TARGET"),
+    (check_sampling_distribution, distribution_topk_always, "every token is kept"),
     (check_sampling_distribution, distribution_multiplied, "divide by it"),
     (check_sampling_distribution, distribution_k_plus_one, "k + 1"),
     (check_sampling_distribution, distribution_smallest, "SMALLEST"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -272,6 +274,7 @@ def check_language_model_loss(c: Checker, answer) -> None:
         everything = _cross_entropy(logits, tokens, tokens != pad)
         backwards = _cross_entropy(logits[:, 1:], tokens[:, :-1], tokens[:, :-1] != pad)
         per_row = (shifted * keep).sum(1) / keep.sum(1)
+        keep_inputs = tokens[:, :-1] != pad  # masked by the input, not the target
         c.expect_close(
             loss,
             reference_lm_loss(logits, tokens, pad),
@@ -302,6 +305,18 @@ def check_language_model_loss(c: Checker, answer) -> None:
                     per_row.mean(),
                     "that is a mean of per-row means, which weighs a short row's tokens "
                     "more; average over all kept targets of the batch at once.",
+                ),
+                (
+                    (shifted * keep_inputs).sum() / keep_inputs.sum(),
+                    "the padding is read from the inputs (tokens[:, :-1]); leave out the "
+                    "positions whose TARGET tokens[:, 1:] is pad_id: the last real token "
+                    "of a padded row has nothing to predict.",
+                ),
+                (
+                    reference_lm_loss(logits, tokens, pad) / math.log(2),
+                    "that is the loss in bits (divided by ln 2); return it in nats, as "
+                    "F.cross_entropy gives it (bits per character are computed from it "
+                    "later).",
                 ),
                 (
                     (shifted * keep).sum() / keep.numel(),
@@ -422,7 +437,16 @@ def check_sampling_distribution(c: Checker, answer) -> None:
             f"temperature={temperature}, top_k={top_k})"
         )
         probabilities = c.tensor(
-            c.call(answer, logits, temperature, top_k),
+            c.call(
+                answer,
+                logits,
+                temperature,
+                top_k,
+                error_hint="top_k may be at least the vocabulary size: then every "
+                "token is kept (topk with k > vocab raises)."
+                if top_k is not None and top_k > logits.shape[-1]
+                else "",
+            ),
             what,
             shape=logits.shape,
             shape_hint="Return one probability per vocabulary entry.",
