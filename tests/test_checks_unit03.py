@@ -31,6 +31,7 @@ def make_step(
     old_state=False,
     squeeze_all=False,
     finish=None,
+    return_old_state=False,
 ):
     """A decoder step with one thing optionally wrong."""
 
@@ -51,7 +52,7 @@ def make_step(
         logits = decoder.output(torch.cat([reader, context, embedded], dim=-1))
         if finish is not None:
             logits = finish(logits)
-        return logits, new_state, weights
+        return logits, state if return_old_state else new_state, weights
 
     return answer
 
@@ -73,7 +74,13 @@ def step_with_einsum(decoder, previous, state, annotations, mask):
 # ---------------------------------------------------------------------------------------
 
 
-def make_loss(shift=1, ignore_padding=True, feed="truth", detach_state=False):
+def make_loss(
+    shift=1,
+    ignore_padding=True,
+    feed="truth",
+    detach_state=False,
+    criterion=F.cross_entropy,
+):
     """A teacher-forced loss with one thing optionally wrong; it uses the learner's
     step (the right one of make_step)."""
     step = make_step()
@@ -93,7 +100,7 @@ def make_loss(shift=1, ignore_padding=True, feed="truth", detach_state=False):
             all_logits.append(logits)
             previous = logits.argmax(dim=-1)
         logits = torch.stack(all_logits, dim=1)
-        return F.cross_entropy(
+        return criterion(
             logits.flatten(0, 1),
             targets.flatten(),
             ignore_index=PAD if ignore_padding else -100,
@@ -231,6 +238,7 @@ MISTAKES = [
     (check_decoder_step, make_step(squeeze_all=True), "not squeeze()"),
     (check_decoder_step, make_step(order="ce"), "embedding of the previous character"),
     (check_decoder_step, make_step(old_state=True), "NEW state"),
+    (check_decoder_step, make_step(return_old_state=True), "the state you were given"),
     (
         check_decoder_step,
         make_step(finish=lambda x: x.log_softmax(-1)),
@@ -249,6 +257,7 @@ MISTAKES = [
     (check_teacher_forced_loss, loss_item, "not loss.item()"),
     (check_teacher_forced_loss, loss_via_forward, "write the loop yourself"),
     (check_teacher_forced_loss, loss_logits_unflattened, "flatten"),
+    (check_teacher_forced_loss, make_loss(criterion=F.nll_loss), "log-probabilities"),
     # 03.3
     (check_greedy_decode, make_decode(stop="never"), "must stop once every row"),
     (check_greedy_decode, make_decode(pad=False), "must be PAD"),

@@ -205,6 +205,9 @@ class MultiHeadVariant(MultiHeadAttention):
     keys_from_value = False
     values_from_key = False
     use_output_projection = True
+    scale_after_softmax = False
+    softmax_over_heads = False
+    keys_by_W_q = False
 
     def forward(self, query, key, value, mask=None):
         b, n, d = query.shape
@@ -219,7 +222,7 @@ class MultiHeadVariant(MultiHeadAttention):
         v_source = key if self.values_from_key else value
         q, k, v = (
             heads(self.W_q(query), n),
-            heads(self.W_k(k_source), m),
+            heads((self.W_q if self.keys_by_W_q else self.W_k)(k_source), m),
             heads(self.W_v(v_source), m),
         )
         if mask is not None:
@@ -228,9 +231,16 @@ class MultiHeadVariant(MultiHeadAttention):
             if self.invert_mask:
                 mask = ~mask
         scale = math.sqrt(d if self.scale_by_embed else d // h)
-        weights = masked_softmax(
-            q @ k.transpose(-2, -1) / scale, mask if self.use_mask else None
-        )
+        scores = q @ k.transpose(-2, -1)
+        if not self.scale_after_softmax:
+            scores = scores / scale
+        weights = masked_softmax(scores, mask if self.use_mask else None)
+        if self.scale_after_softmax:
+            weights = weights / scale
+        if self.softmax_over_heads:
+            if mask is not None:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            weights = torch.softmax(scores, dim=1).nan_to_num(0.0)
         heads_out = weights @ v
         merged = (
             heads_out.reshape(b, n, d)
@@ -507,6 +517,21 @@ MISTAKES = [
     (check_multi_head_attention, AlwaysWithoutBias, "bias=bias"),
     (check_multi_head_attention, NoBiasArgument, "bias=True"),
     (check_multi_head_attention, MultiHeadHandSoftmax, "must not overflow"),
+    (
+        check_multi_head_attention,
+        variant(MultiHeadVariant, scale_after_softmax=True),
+        "after the softmax",
+    ),
+    (
+        check_multi_head_attention,
+        variant(MultiHeadVariant, softmax_over_heads=True),
+        "over the heads",
+    ),
+    (
+        check_multi_head_attention,
+        variant(MultiHeadVariant, keys_by_W_q=True),
+        "you used W_q",
+    ),
 ]
 
 

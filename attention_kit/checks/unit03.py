@@ -119,7 +119,15 @@ def check_decoder_step(c: Checker, answer) -> None:
         new_state,
         expected_state,
         "the new state is wrong: call decoder.rnn(torch.cat([embedded, context], "
-        "dim=-1), state), with the embedding of the previous character first.",
+        "dim=-1), state), with the embedding of the previous character first, and "
+        "the context the attention module returns (weights @ annotations).",
+        mistakes=[
+            (
+                state,
+                "new_state is the state you were given: return what decoder.rnn "
+                "computes from it.",
+            )
+        ],
     )
     c.expect_close(
         logits,
@@ -269,6 +277,8 @@ def _loss_variant(model: Seq2Seq, batch, mistake: str) -> Tensor:
     if mistake == "softmax":
         logits = logits.softmax(dim=-1)
     flat_logits, flat_targets = logits.flatten(0, 1), targets.flatten()
+    if mistake == "nll on logits":
+        return F.nll_loss(flat_logits, flat_targets, ignore_index=PAD)
     if mistake == "counts padding":
         return F.cross_entropy(flat_logits, flat_targets)
     losses = F.cross_entropy(flat_logits, flat_targets, reduction="none")
@@ -297,6 +307,8 @@ LOSS_HINTS = {
     "must be left out, e.g. F.cross_entropy(..., ignore_index=PAD).",
     "softmax": "F.cross_entropy takes the raw logits; it applies the (log-)softmax "
     "itself, so do not apply softmax first.",
+    "nll on logits": "F.nll_loss expects log-probabilities, not logits: use "
+    "F.cross_entropy on the logits (or F.nll_loss on logits.log_softmax(dim=-1)).",
     "sum": "the loss must be the MEAN over the real (non-PAD) target characters, not "
     "their sum.",
     "mean per row": "average over all real characters of the batch at once (each "

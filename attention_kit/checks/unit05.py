@@ -147,6 +147,9 @@ def _mha_mistakes(
     v = split_heads(reference.W_v(value), h)
     raw = q @ k.transpose(-2, -1)
     weights = masked_softmax(raw / scale, head_mask)
+    masked_scores = raw / scale
+    if head_mask is not None:
+        masked_scores = masked_scores.masked_fill(~head_mask, float("-inf"))
     q_bug = reference.W_q(query).reshape(batch, h, n, head_dim)
     k_bug = reference.W_k(key).reshape(batch, h, m, head_dim)
     weight_mistakes = [
@@ -158,6 +161,23 @@ def _mha_mistakes(
             masked_softmax(raw / math.sqrt(d), head_mask),
             "scale by sqrt(head_dim) = sqrt(embed_dim // num_heads), the size of the "
             "vectors each head compares, not by sqrt(embed_dim).",
+        ),
+        (
+            masked_softmax(raw, head_mask) / scale,
+            "you divided the weights by sqrt(head_dim) after the softmax, so rows no "
+            "longer sum to 1: scale the SCORES before it.",
+        ),
+        (
+            torch.softmax(masked_scores, dim=1).nan_to_num(0.0),
+            "the softmax ran over the heads (dim=1): each head's weights are a softmax "
+            "over the keys, the last dimension (dim=-1).",
+        ),
+        (
+            masked_softmax(
+                q @ split_heads(reference.W_q(key), h).transpose(-2, -1) / scale,
+                head_mask,
+            ),
+            "the keys are W_k(key); you used W_q.",
         ),
         (
             masked_softmax(q_bug @ k_bug.transpose(-2, -1) / scale, head_mask),
