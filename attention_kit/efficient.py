@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .attention import merge_heads, scaled_dot_product_attention, split_heads
+from .masks import causal_band
 from .positional import apply_rope
 from .transformer import MiniTransformer, filter_logits
 
@@ -275,11 +276,10 @@ def sliding_window_mask(
     """
     if window < 1:
         raise ValueError(f"window must be >= 1, got {window}")
-    i = torch.arange(n, device=device)[:, None]
-    j = torch.arange(n, device=device)[None, :]
+    positions = torch.arange(n, device=device)
     if causal:
-        return (j <= i) & (i - j < window)
-    return (i - j).abs() < window
+        return causal_band(positions, positions, window)
+    return (positions[:, None] - positions[None, :]).abs() < window
 
 
 def sliding_window_attention(
@@ -297,9 +297,11 @@ def sliding_window_attention(
     for start in range(0, n, block_size):
         stop = min(start + block_size, n)
         first = max(0, start - window + 1)  # the oldest key query `start` may see
-        i = torch.arange(start, stop, device=queries.device)[:, None]
-        j = torch.arange(first, stop, device=queries.device)[None, :]
-        band = (j <= i) & (i - j < window)
+        band = causal_band(
+            torch.arange(start, stop, device=queries.device),
+            torch.arange(first, stop, device=queries.device),
+            window,
+        )
         out, _ = scaled_dot_product_attention(
             queries[..., start:stop, :],
             keys[..., first:stop, :],

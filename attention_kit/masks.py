@@ -27,6 +27,22 @@ def causal_mask(n: int, device: torch.device | str | None = None) -> Tensor:
     return torch.ones(n, n, dtype=torch.bool, device=device).tril()
 
 
+def causal_band(
+    query_positions: Tensor, key_positions: Tensor, window: int | None = None
+) -> Tensor:
+    """``(len(query_positions), len(key_positions))``, True = may attend: the query at
+    position i may see the key at position j when ``j <= i`` and, with a ``window`` w,
+    ``i - j < w`` (itself and the w - 1 tokens before it). The positions are 1-D, so
+    that a block of queries, or new tokens after a key-value cache, get their rows of
+    the full ``(n, n)`` mask without building it: ``causal_band(arange(n), arange(n))``
+    is ``causal_mask(n)``."""
+    i, j = query_positions[:, None], key_positions[None, :]
+    allowed = j <= i
+    if window is not None:
+        allowed = allowed & (i - j < window)
+    return allowed
+
+
 def padded_causal_mask(lengths: Tensor, n: int) -> Tensor:
     """Causal mask AND key padding mask for a right-padded batch.
 

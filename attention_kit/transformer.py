@@ -30,7 +30,7 @@ from .attention import (
     scaled_dot_product_attention,
     split_heads,
 )
-from .masks import causal_mask
+from .masks import causal_band
 from .positional import apply_rope, sinusoidal_encoding
 
 POSITIONS = ("learned", "sinusoidal", "rope", "none")
@@ -172,11 +172,12 @@ class MiniTransformer(nn.Module):
             self.output.weight = self.token_embedding.weight
 
     def attention_mask(self, n: int, start: int = 0) -> Tensor:
-        """``(n, start + n)`` boolean: causal, narrowed to the window if there is one."""
-        mask = causal_mask(start + n, device=self.output.weight.device)[start:]
-        if self.config.window is not None:
-            mask = mask.triu(-(self.config.window - 1) + start)
-        return mask
+        """``(n, start + n)`` boolean: queries at positions ``start .. start + n - 1``
+        against keys ``0 .. start + n - 1``; causal, narrowed to the window if any."""
+        device = self.output.weight.device
+        queries = torch.arange(start, start + n, device=device)
+        keys = torch.arange(start + n, device=device)
+        return causal_band(queries, keys, self.config.window)
 
     def embed(self, tokens: Tensor, positions: Tensor) -> Tensor:
         """Token embeddings ``(batch, n, d_model)`` plus the learned or sinusoidal

@@ -301,3 +301,23 @@ def test_what_each_api_returns_for_a_row_with_no_allowed_key():
             assert with_weights[0, 1].isnan().all() and weights[0, 1].isnan().all()
             without, _ = mha(x, x, x, need_weights=False, **kwargs)
             assert torch.allclose(without[0, 1], mha.out_proj.bias)
+
+
+def test_causal_band_is_the_rows_of_the_full_mask():
+    """causal_band gives a block of queries (or the tokens after a cache) exactly their
+    rows and columns of the full causal mask, with and without a window."""
+    from attention_kit.efficient import sliding_window_mask
+    from attention_kit.masks import causal_band
+
+    n = 9
+    everything = torch.arange(n)
+    assert torch.equal(causal_band(everything, everything), causal_mask(n))
+    for window in (1, 3, n, n + 4):
+        full = sliding_window_mask(n, window)
+        assert torch.equal(causal_band(everything, everything, window), full)
+        block = causal_band(torch.arange(4, 7), torch.arange(2, 7), window)
+        assert torch.equal(block, full[4:7, 2:7])
+    by_hand = torch.tensor([[True, True, False], [False, True, True]])
+    assert torch.equal(
+        causal_band(torch.tensor([3, 4]), torch.arange(2, 5), 2), by_hand
+    )
