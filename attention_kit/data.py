@@ -239,7 +239,7 @@ def agreement_sentence(rng: random.Random) -> str:
     (nested at most twice) whose nouns may differ in number, and a verb that agrees with
     the subject: 'runs' after a singular subject, 'run' after a plural one.
 
-    'the small cats (near the dog [with the fox]) sleep.'
+    'the small cats (near the dog [with the frog]) sleep.'
     """
     subject, plural = _noun_phrase(rng)
     middle = "".join(
