@@ -163,11 +163,12 @@ SOURCE_VOCAB = CharVocab(
     + "0123456789 ,./-"
 )  # fmt: skip
 TARGET_VOCAB = CharVocab("0123456789-")
+TARGET_STEPS = 11  # decoder steps for one ISO date: "YYYY-MM-DD", then EOS
 
 
 def date_tensors(pairs: list[tuple[str, str]]) -> tuple[Tensor, Tensor, Tensor]:
     """Date pairs -> source ids ``(count, longest)``, lengths ``(count,)`` and target ids
-    ``(count, 11)``: the 10 characters of the ISO date, then EOS. Ready for
+    ``(count, TARGET_STEPS)``: the 10 characters of the ISO date, then EOS. Ready for
     :func:`attention_kit.train.random_batches`."""
     ids, lengths = SOURCE_VOCAB.encode([source for source, _ in pairs])
     targets, _ = TARGET_VOCAB.encode([target for _, target in pairs], end=True)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import AdditiveAttention
-from .data import CharVocab
+from .data import TARGET_STEPS, CharVocab
 from .masks import padding_mask
 from .transformer import MiniTransformer, TransformerConfig  # noqa: F401  (Unit 08)
 
@@ -154,7 +154,7 @@ class Seq2Seq(nn.Module):
         ids: Tensor,
         lengths: Tensor,
         targets: Tensor | None = None,
-        steps: int = 11,
+        steps: int = TARGET_STEPS,
     ) -> tuple[Tensor, Tensor | None]:
         """Run the decoder for ``targets.shape[1]`` steps (or ``steps``).
 
@@ -197,7 +197,7 @@ def seq2seq_loss(model: Seq2Seq, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor
 
 @torch.no_grad()
 def greedy_decode(
-    model: Seq2Seq, ids: Tensor, lengths: Tensor, max_steps: int = 11
+    model: Seq2Seq, ids: Tensor, lengths: Tensor, max_steps: int = TARGET_STEPS
 ) -> Tensor:
     """Greedy decoding (Lab 03, Exercise 03.3): each step feeds back the most likely
     character of the step before, starting from ``<bos>``.
@@ -228,7 +228,7 @@ def translate(
     texts: list[str],
     source_vocab: CharVocab,
     target_vocab: CharVocab,
-    steps: int = 11,
+    steps: int = TARGET_STEPS,
 ) -> tuple[list[str], Tensor | None]:
     """Greedy decoding of ``texts`` for ``steps`` steps; returns the outputs (each up to
     its first EOS) and the attention weights ``(len(texts), steps, longest)`` (None for

@@ -10,6 +10,7 @@ from attention_kit.checks import unit03
 from attention_kit.data import (
     DATE_FORMATS,
     SOURCE_VOCAB,
+    TARGET_STEPS,
     TARGET_VOCAB,
     CharVocab,
     date_datasets,
@@ -82,6 +83,7 @@ def test_vocabularies_round_trip():
     assert TARGET_VOCAB.decode(targets) == [t for _, t in pairs]
     assert (ids[torch.arange(ids.shape[1]) >= lengths[:, None]] == 0).all()
     assert targets.shape == (50, 11) and (targets[:, -1] == TARGET_VOCAB.EOS).all()
+    assert targets.shape[1] == TARGET_STEPS  # the decoders' default number of steps
 
 
 def test_encode_with_end_and_decode_stops_at_the_first_end():
