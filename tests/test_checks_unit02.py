@@ -88,6 +88,13 @@ def any_without_keepdim(scores, mask=None):
     return weights.masked_fill(~mask, 0.0)
 
 
+def adds_the_bool_mask(scores, mask=None):
+    """Treats the bool mask as an additive one: allowed keys get + 1."""
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
+    return torch.softmax(scores + mask, dim=-1)
+
+
 def in_place_masked_softmax(scores, mask=None):
     if mask is not None:
         scores.masked_fill_(~mask, INF)
@@ -291,6 +298,27 @@ class AdditiveSoftmaxOverQueries(AdditiveAttention):
         return weights @ values, weights
 
 
+class AdditiveTanhAfterScore(AdditiveAttention):
+    def scores(self, queries, keys):
+        features = self.W_q(queries).unsqueeze(-2) + self.W_k(keys).unsqueeze(-3)
+        return torch.tanh(self.w_v(features)).squeeze(-1)
+
+
+class AdditiveTanhPerProjection(AdditiveAttention):
+    def scores(self, queries, keys):
+        features = torch.tanh(self.W_q(queries)).unsqueeze(-2) + torch.tanh(
+            self.W_k(keys)
+        ).unsqueeze(-3)
+        return self.w_v(features).squeeze(-1)
+
+
+class AdditiveScaled(AdditiveAttention):
+    """Divides by sqrt(hidden_dim), as dot-product attention does."""
+
+    def scores(self, queries, keys):
+        return super().scores(queries, keys) / math.sqrt(self.W_q.out_features)
+
+
 class AdditiveWithBiasedScore(AdditiveAttention):
     def __init__(self, query_dim, key_dim, hidden_dim):
         super().__init__(query_dim, key_dim, hidden_dim)
@@ -339,6 +367,7 @@ MISTAKES = [
     (check_masked_softmax, no_default, "give mask a default"),
     (check_masked_softmax, exp_times_mask, "exp(400) overflows"),
     (check_masked_softmax, shift_by_max_with_masked, "BEFORE the softmax"),
+    (check_masked_softmax, adds_the_bool_mask, "not an additive mask"),
     (check_masked_softmax, lambda s, m=None: torch.softmax(s, dim=0), "dim=-1"),
     (check_masked_softmax, additive_mask_nan_to_zero, "finite gradients"),
     (check_masked_softmax, any_without_keepdim, "keepdim=True"),
@@ -421,6 +450,9 @@ MISTAKES = [
         "not a sigmoid",
     ),
     (check_additive_attention, AdditiveDotProduct, "not a dot product"),
+    (check_additive_attention, AdditiveTanhAfterScore, "not tanh(w_v(...))"),
+    (check_additive_attention, AdditiveTanhPerProjection, "SUM of the projections"),
+    (check_additive_attention, AdditiveScaled, "does not scale its scores"),
     (check_additive_attention, variant(use_mask=False), "pass the mask"),
     (check_additive_attention, variant(invert_mask=True), "inverted"),
     (check_additive_attention, AdditiveSoftmaxOverQueries, "dim=-1"),

@@ -70,6 +70,24 @@ def simple_causal(x):
     return weights @ x, weights
 
 
+class SelfAttentionFillsMinus1e9(SelfAttention):
+    def forward(self, x, mask=None):
+        scores = self.W_q(x) @ self.W_k(x).transpose(-2, -1)
+        scores = scores / math.sqrt(self.W_q.out_features)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, -1e9)
+        weights = torch.softmax(scores, dim=-1)
+        return weights @ self.W_v(x), weights
+
+
+class MultiHeadAveragedWeights(MultiHeadAttention):
+    """Returns every head's weights replaced by their mean over the heads."""
+
+    def forward(self, query, key, value, mask=None):
+        output, weights = super().forward(query, key, value, mask)
+        return output, weights.mean(dim=1, keepdim=True).expand_as(weights)
+
+
 class SelfAttentionScaledAfterSoftmax(SelfAttention):
     def forward(self, x, mask=None):
         scores = self.W_q(x) @ self.W_k(x).transpose(-2, -1)
@@ -414,6 +432,7 @@ MISTAKES = [
     (check_self_attention, SelfAttentionPlainSoftmax, "must give zero"),
     (check_self_attention, BiasedSelfAttention, "bias=False"),
     (check_self_attention, SelfAttentionHandSoftmax, "must not overflow"),
+    (check_self_attention, SelfAttentionFillsMinus1e9, "-1e9"),
     (
         check_split_heads,
         lambda x, h: x.reshape(x.shape[0], h, x.shape[1], -1),
@@ -517,6 +536,11 @@ MISTAKES = [
     (check_multi_head_attention, AlwaysWithoutBias, "bias=bias"),
     (check_multi_head_attention, NoBiasArgument, "bias=True"),
     (check_multi_head_attention, MultiHeadHandSoftmax, "must not overflow"),
+    (
+        check_multi_head_attention,
+        MultiHeadAveragedWeights,
+        "average_attn_weights=True",
+    ),
     (
         check_multi_head_attention,
         variant(MultiHeadVariant, scale_after_softmax=True),

@@ -52,6 +52,12 @@ def _mask_mistakes(
             "softmax. Set masked scores to -inf before the softmax instead.",
         ),
         (plain, "the weights on masked keys are not zero: the mask was not applied."),
+        (
+            torch.softmax(scores + allowed.to(scores.dtype), dim=-1),
+            "you added the boolean mask to the scores (True counts as 1): a bool mask "
+            "says which keys are allowed, it is not an additive mask. Set the scores "
+            "of forbidden keys to -inf with scores.masked_fill(~mask, float('-inf')).",
+        ),
     ]
     if softmax_dim_hint:
         mistakes.append(
@@ -551,6 +557,22 @@ def check_additive_attention(c: Checker, answer) -> None:
                 "the tanh is missing: score = w_v(tanh(W_q(q) + W_k(k))).",
             ),
             (
+                masked_softmax(torch.tanh(reference.w_v(features)).squeeze(-1), mask),
+                "the tanh goes between the projections and w_v: "
+                "w_v(tanh(W_q(q) + W_k(k))), not tanh(w_v(...)).",
+            ),
+            (
+                masked_softmax(
+                    reference.w_v(
+                        torch.tanh(reference.W_q(queries)).unsqueeze(-2)
+                        + torch.tanh(reference.W_k(keys)).unsqueeze(-3)
+                    ).squeeze(-1),
+                    mask,
+                ),
+                "apply tanh once, to the SUM of the projections: "
+                "tanh(W_q(q) + W_k(k)), not tanh(W_q(q)) + tanh(W_k(k)).",
+            ),
+            (
                 masked_softmax(reference.w_v(torch.relu(features)).squeeze(-1), mask),
                 "Bahdanau's score uses tanh, not ReLU, between the projections and w_v.",
             ),
@@ -570,6 +592,11 @@ def check_additive_attention(c: Checker, answer) -> None:
                     mask,
                 ),
                 "the score is additive: w_v(tanh(W_q q + W_k k)), not a dot product.",
+            ),
+            (
+                masked_softmax(scores / math.sqrt(hidden_dim), mask),
+                "additive attention does not scale its scores: w_v learns their size, "
+                "so leave out the / sqrt(d) of dot-product attention.",
             ),
             (
                 torch.softmax(scores, dim=-1),

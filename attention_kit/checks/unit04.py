@@ -247,6 +247,13 @@ def check_self_attention(c: Checker, answer) -> None:
                     "is (PyTorch's scaled_dot_product_attention uses the same "
                     "convention).",
                 ),
+                (
+                    torch.softmax(raw.masked_fill(~mask, -1e9), dim=-1),
+                    "a sequence where no token may be attended must get all-zero "
+                    "weights: a large negative number such as -1e9 instead of -inf "
+                    "spreads its weight evenly over the forbidden tokens. Use "
+                    "masked_softmax from Lab 02.",
+                ),
             ]
         c.expect_close(
             weights,

@@ -163,6 +163,12 @@ def _mha_mistakes(
             "vectors each head compares, not by sqrt(embed_dim).",
         ),
         (
+            weights.mean(dim=1, keepdim=True).expand_as(weights),
+            "every head has the same weights, their average over the heads (what "
+            "nn.MultiheadAttention returns by default, average_attn_weights=True): "
+            "return each head's own weights, (batch, heads, n, m).",
+        ),
+        (
             masked_softmax(raw, head_mask) / scale,
             "you divided the weights by sqrt(head_dim) after the softmax, so rows no "
             "longer sum to 1: scale the SCORES before it.",
