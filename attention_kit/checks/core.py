@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import math
 import os
 import re
 import traceback
@@ -384,6 +385,32 @@ class Checker:
                 f"{hint} (shape {tuple(actual.shape)}, expected {tuple(expected.shape)})"
             )
         self.fail(f"{hint}\n{first_difference(actual, expected)}")
+
+
+def scale_mistakes(
+    scores: Tensor,
+    size: int,
+    name: str,
+    softmax: Callable[[Tensor], Tensor] = lambda s: torch.softmax(s, dim=-1),
+) -> list[tuple[Tensor, str]]:
+    """The weights of the classic scaling mistakes of ``softmax(scores / sqrt(size))``,
+    with their hints, for :meth:`Checker.expect_close`. ``scores`` are unscaled, ``name``
+    is the size as the statement writes it (``d_k``), ``softmax`` may apply a mask."""
+    root = math.sqrt(size)
+    return [
+        (softmax(scores), f"the scores are not scaled: divide by sqrt({name})."),
+        (
+            softmax(scores / size),
+            f"you divided by {name}; divide by its square root, sqrt({name}) (the "
+            "standard deviation of q.k, not its variance).",
+        ),
+        (softmax(scores * root), f"you multiplied by sqrt({name}); divide by it."),
+        (
+            softmax(scores) / root,
+            f"you divided the weights by sqrt({name}) after the softmax, so rows no "
+            "longer sum to 1: scale the SCORES before it.",
+        ),
+    ]
 
 
 def first_difference(actual: Tensor, expected: Tensor) -> str:

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ..attention import AdditiveAttention, masked_softmax, scaled_dot_product_attention
-from .core import Checker, exercise, loss_weights, random_generator
+from .core import Checker, exercise, loss_weights, random_generator, scale_mistakes
 
 NEG_INF = float("-inf")
 
@@ -305,15 +305,7 @@ def check_scaled_dot_product_attention(c: Checker, answer) -> None:
         expected_weights,
         "the weights should be softmax(Q K^T / sqrt(d_k)) over the keys.",
         mistakes=[
-            (
-                torch.softmax(raw, dim=-1),
-                "the scores are not scaled: divide by sqrt(d_k).",
-            ),
-            (
-                torch.softmax(raw / d_k, dim=-1),
-                "you divided by d_k; divide by its square root, sqrt(d_k) (the standard "
-                "deviation of q.k, not its variance).",
-            ),
+            *scale_mistakes(raw, d_k, "d_k"),
             (
                 torch.softmax(raw / math.sqrt(d_v), dim=-1),
                 "the scale uses d_k, the size of queries and keys (queries.shape[-1]), "
@@ -328,10 +320,6 @@ def check_scaled_dot_product_attention(c: Checker, answer) -> None:
                 torch.softmax(raw / math.sqrt(m), dim=-1),
                 "you divided by sqrt(m), the number of keys; d_k is the LAST "
                 "dimension, keys.shape[-1].",
-            ),
-            (
-                torch.softmax(raw * math.sqrt(d_k), dim=-1),
-                "you multiplied by sqrt(d_k); divide by it.",
             ),
         ],
     )

@@ -9,18 +9,14 @@ from torch import Tensor
 
 from ..attention import SelfAttention, masked_softmax, simple_self_attention
 from ..masks import causal_mask
-from .core import Checker, exercise, random_generator
+from .core import Checker, exercise, random_generator, scale_mistakes
 
 
 def _simple_mistakes(x: Tensor) -> list[tuple[Tensor, str]]:
     d, n = x.shape[-1], x.shape[-2]
     scores = x @ x.transpose(-2, -1)
     return [
-        (
-            torch.softmax(scores, dim=-1),
-            "the scores are not scaled: divide by sqrt(d).",
-        ),
-        (torch.softmax(scores / d, dim=-1), "you divided by d; divide by sqrt(d)."),
+        *scale_mistakes(scores, d, "d"),
         (
             torch.softmax(scores / math.sqrt(n), dim=-1),
             "you divided by sqrt(n), the number of tokens; d is the LAST dimension, "
@@ -30,11 +26,6 @@ def _simple_mistakes(x: Tensor) -> list[tuple[Tensor, str]]:
             torch.softmax(scores / math.sqrt(d), dim=-2),
             "the scores are symmetric, so a softmax over dim=-2 gives the transposed "
             "weights: its columns sum to 1, not its rows. Use dim=-1.",
-        ),
-        (
-            torch.softmax(scores, dim=-1) / math.sqrt(d),
-            "you divided the weights by sqrt(d) after the softmax, so rows no longer "
-            "sum to 1: scale the SCORES before it, softmax(X X^T / sqrt(d)).",
         ),
         (
             masked_softmax(scores / math.sqrt(d), causal_mask(n)),
@@ -140,10 +131,7 @@ def check_self_attention(c: Checker, answer) -> None:
         q, k, v = reference.W_q(x), reference.W_k(x), reference.W_v(x)
         raw = q @ k.transpose(-2, -1)
         mistakes = [
-            (
-                torch.softmax(raw, dim=-1),
-                "the scores are not scaled: divide by sqrt(key_dim).",
-            ),
+            *scale_mistakes(raw, key_dim, "key_dim"),
             (
                 torch.softmax(raw / math.sqrt(embed_dim), dim=-1),
                 "scale by sqrt(key_dim), the size of the queries and keys, not by "
@@ -153,10 +141,6 @@ def check_self_attention(c: Checker, answer) -> None:
                 torch.softmax(raw / math.sqrt(value_dim), dim=-1),
                 "scale by sqrt(key_dim), the size of the queries and keys, not by "
                 "sqrt(value_dim).",
-            ),
-            (
-                torch.softmax(raw / key_dim, dim=-1),
-                "you divided by key_dim; divide by sqrt(key_dim).",
             ),
             (
                 torch.softmax(q @ q.transpose(-2, -1) / scale, dim=-1),
@@ -174,11 +158,6 @@ def check_self_attention(c: Checker, answer) -> None:
             (
                 torch.softmax(raw / scale, dim=-2),
                 "the softmax must run over the keys, the last dimension (dim=-1).",
-            ),
-            (
-                torch.softmax(raw, dim=-1) / scale,
-                "you divided the weights by sqrt(key_dim) after the softmax, so rows "
-                "no longer sum to 1: scale the SCORES before it.",
             ),
         ]
     c.expect_close(

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ..attention import MultiHeadAttention, masked_softmax, merge_heads, split_heads
 from ..masks import causal_mask
-from .core import Checker, exercise, random_generator
+from .core import Checker, exercise, random_generator, scale_mistakes
 
 TRANSPOSE_HINT = (
     "a reshape alone keeps the memory order (position, feature), so each 'head' gets "
@@ -153,9 +153,8 @@ def _mha_mistakes(
     q_bug = reference.W_q(query).reshape(batch, h, n, head_dim)
     k_bug = reference.W_k(key).reshape(batch, h, m, head_dim)
     weight_mistakes = [
-        (
-            masked_softmax(raw, head_mask),
-            "the scores are not scaled: divide by sqrt(head_dim).",
+        *scale_mistakes(
+            raw, head_dim, "head_dim", lambda s: masked_softmax(s, head_mask)
         ),
         (
             masked_softmax(raw / math.sqrt(d), head_mask),
@@ -167,11 +166,6 @@ def _mha_mistakes(
             "every head has the same weights, their average over the heads (what "
             "nn.MultiheadAttention returns by default, average_attn_weights=True): "
             "return each head's own weights, (batch, heads, n, m).",
-        ),
-        (
-            masked_softmax(raw, head_mask) / scale,
-            "you divided the weights by sqrt(head_dim) after the softmax, so rows no "
-            "longer sum to 1: scale the SCORES before it.",
         ),
         (
             torch.softmax(masked_scores, dim=1).nan_to_num(0.0),
