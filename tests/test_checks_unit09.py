@@ -119,6 +119,17 @@ def step_rotates_whole_cache(q, k, v, cache_k, cache_v):
     )
 
 
+def step_position_plus_one(q, k, v, cache_k, cache_v):  # positions counted from 1
+    return cache_step(q, k, v, cache_k, cache_v, position=cache_k.shape[-2] + 1)
+
+
+def step_attends_new_only(q, k, v, cache_k, cache_v):  # the new key alone
+    where = torch.tensor([cache_k.shape[-2]])
+    q, k = apply_rope(q, where), apply_rope(k, where)
+    out = scaled_dot_product_attention(q, k, v)[0]
+    return out, torch.cat([cache_k, k], dim=-2), torch.cat([cache_v, v], dim=-2)
+
+
 def test_attend_with_cache_passes_correct_answers(capsys):
     assert_passes(check_attend_with_cache, cache_step, capsys)
     assert_passes(check_attend_with_cache, cache_step_sdpa, capsys)
@@ -177,6 +188,10 @@ def update_in_place(state, scores, values):
     s.mul_(torch.exp(m - m_new)).add_(p.sum(-1, keepdim=True))
     o.mul_(torch.exp(m - m_new)).add_(p @ values)
     return m_new, s, o
+
+
+def update_max_kept(state, scores, values):  # returns the old running_max
+    return (state[0], *online_softmax_update(state, scores, values)[1:])
 
 
 def test_online_softmax_update_passes_correct_answers(capsys):
@@ -284,6 +299,10 @@ def linear_softmax(queries, keys, values, causal=False):
     return scaled_dot_product_attention(queries, keys, values, mask)[0]
 
 
+def linear_scaled_queries(queries, keys, values, causal=False):  # 1/sqrt(d_k) habit
+    return linear_attention(queries / queries.shape[-1] ** 0.5, keys, values, causal)
+
+
 def test_linear_attention_passes_correct_answers(capsys):
     assert_passes(check_linear_attention, linear_attention, capsys)
     assert_passes(check_linear_attention, linear_quadratic, capsys)
@@ -301,6 +320,9 @@ MISTAKES = [
     (check_attend_with_cache, step_key_unrotated, "without its rotation"),
     (check_attend_with_cache, step_recompute_positions, "rotated by its position t"),
     (check_attend_with_cache, step_rotates_whole_cache, "one position per row"),
+    (check_attend_with_cache, step_position_plus_one, "positions count from 0"),
+    (check_attend_with_cache, step_attends_new_only, "whole grown cache"),
+    (check_online_softmax_update, update_max_kept, "running maximum is not updated"),
     (check_online_softmax_update, update_with_switches(rescale="none"), "not rescaled"),
     (
         check_online_softmax_update,
@@ -336,4 +358,5 @@ MISTAKES = [
     (check_linear_attention, linear_with(causal_sums=False), "j <= i only"),
     (check_linear_attention, linear_causal_full_normaliser, "normaliser of the causal"),
     (check_linear_attention, linear_softmax, "softmax attention"),
+    (check_linear_attention, linear_scaled_queries, "no scaling"),
 ]

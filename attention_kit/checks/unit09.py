@@ -91,6 +91,18 @@ def check_attend_with_cache(c: Checker, answer) -> None:
                 "torch.cat([cache_k, key], dim=-2).",
             ),
         ]
+        for off_by in (1, -1):
+            if past + off_by >= 0:
+                key_mistakes.append(
+                    (
+                        _cached_step(q, k, v, cache_k, cache_v, position=past + off_by)[
+                            1
+                        ],
+                        f"the new key is rotated by position t {'+-'[off_by < 0]} 1: positions "
+                        "count from 0, so with t tokens in the cache the new one is at "
+                        "position t = cache_k.shape[-2] exactly.",
+                    )
+                )
         if past > 0:
             key_mistakes.append(
                 (
@@ -150,6 +162,16 @@ def check_attend_with_cache(c: Checker, answer) -> None:
                     "the caches BEFORE attending.",
                 ),
             ]
+            only_new = apply_rope(k, torch.tensor([past]))
+            mistakes.append(
+                (
+                    scaled_dot_product_attention(
+                        apply_rope(q, torch.tensor([past])), only_new, v
+                    )[0],
+                    "the new query attends to its own key only: attend over the whole "
+                    "grown cache (the cached keys and values AND the new ones).",
+                )
+            )
         c.expect_close(
             out,
             expected_out,
@@ -169,6 +191,7 @@ def _wrong_updates(state, scores, values) -> list[tuple[tuple[Tensor, ...], str]
     block_sum = weights.sum(-1, keepdim=True)
     rescale = torch.exp(running_max - new_max)
     backwards = torch.exp(new_max - running_max)
+    own = torch.exp(scores - scores.amax(dim=-1, keepdim=True))  # the block's own max
     right_sum = running_sum * rescale + block_sum
     right_out = output * rescale + weights @ values
     return [
@@ -209,6 +232,20 @@ def _wrong_updates(state, scores, values) -> list[tuple[tuple[Tensor, ...], str]
             "subtract the running maximum inside exp: the new terms are "
             "exp(scores - new_max), so that every term of the state is relative to new_max "
             "(and exp cannot overflow).",
+        ),
+        (
+            (running_max, right_sum, right_out),
+            "the running maximum is not updated: return new_max = "
+            "torch.maximum(running_max, the block's maximum) as the new running_max.",
+        ),
+        (
+            (
+                new_max,
+                running_sum * rescale + own.sum(-1, keepdim=True),
+                output * rescale + own @ values,
+            ),
+            "the new terms are taken relative to the block's own maximum: use "
+            "exp(scores - new_max), the same maximum the old terms are rescaled to.",
         ),
         (
             (scores.amax(dim=-1, keepdim=True), right_sum, right_out),
@@ -271,7 +308,9 @@ def check_online_softmax_update(c: Checker, answer) -> None:
             c.expect_close(
                 value,
                 expected[index],
-                f"the new {name} is wrong",
+                f"the new {name} is wrong: new_max = max(running_max, block max), "
+                "then running_sum * exp(running_max - new_max) + sum of exp(scores - "
+                "new_max), and the same for output with the values.",
                 mistakes=[(wrong[index], hint) for wrong, hint in mistakes],
             )
         # from the empty state (max -inf, sum 0, output 0), block by block, to the end
@@ -419,6 +458,19 @@ def _linear_mistakes(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> list:
             f"by phi(q).phi(k) with phi = elu + 1 (no 1/sqrt({d_k}) needed).",
         ),
     ]
+    root = d_k**0.5
+    for scaled_q, scaled_k, which in [
+        (_phi(q / root), pk, "the queries"),
+        (_phi(q / root), _phi(k / root), "the queries and keys"),
+    ]:
+        mistakes.append(
+            (
+                explicit(scaled_q, scaled_k),
+                f"{which} are divided by sqrt(d_k) = sqrt({d_k}), a habit from softmax "
+                "attention: linear attention uses phi(q).phi(k) on the raw queries and "
+                "keys, with no scaling.",
+            )
+        )
     if causal:
         mistakes += [
             (
