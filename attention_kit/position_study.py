@@ -20,6 +20,8 @@ to the vocabulary. No residual connection, so the answer has to come through att
 
 from __future__ import annotations
 
+from statistics import fmean
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -170,6 +172,7 @@ def length_generalisation(
     steps: int = 300,
     seeds: tuple[int, ...] = (0,),
     kinds: tuple[str, ...] = KINDS,
+    offset: int = 2,
     **config,
 ) -> dict[str, dict[int, float]]:
     """Train each kind (once per seed) and test it at every length.
@@ -183,20 +186,26 @@ def length_generalisation(
     results: dict[str, dict[int, float]] = {}
     for kind in kinds:
         models = [
-            train_copy_back(kind, train_length, max_positions, steps, seed=s, **config)
+            train_copy_back(
+                kind,
+                train_length,
+                max_positions,
+                steps,
+                offset=offset,
+                seed=s,
+                **config,
+            )
             for s in seeds
         ]
-        offset = config.get("offset", 2)
         results[kind] = {
-            n: sum(accuracy(m, n, offset=offset) for m in models) / len(models)
+            n: fmean(accuracy(m, n, offset=offset) for m in models)
             for n in test_lengths
         }
         results[kind + " beyond"] = {
-            n: sum(
+            n: fmean(
                 accuracy(m, n, offset=offset, from_position=train_length)
                 for m in models
             )
-            / len(models)
             for n in test_lengths
             if n > train_length
         }

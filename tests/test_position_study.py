@@ -87,3 +87,16 @@ def test_learned_rows_beyond_the_training_length_keep_their_initial_values():
     before, after = initial.positions.table.weight, model.positions.table.weight
     assert torch.equal(after[8:], before[8:])
     assert not torch.equal(after[:8], before[:8])
+
+
+def test_length_generalisation_passes_offset_to_training_and_testing():
+    """offset is one argument used for both: the result is the test accuracy, with that
+    offset, of the model trained with it (here one seed, so the mean is that value)."""
+    from attention_kit.position_study import accuracy, length_generalisation
+
+    results = length_generalisation(
+        train_length=6, test_lengths=(6, 9), steps=3, kinds=("none",), offset=3, dim=8
+    )
+    model = train_copy_back("none", 6, max_positions=9, steps=3, offset=3, dim=8)
+    assert results["none"] == {n: accuracy(model, n, offset=3) for n in (6, 9)}
+    assert results["none beyond"] == {9: accuracy(model, 9, offset=3, from_position=6)}
