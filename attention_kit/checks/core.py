@@ -401,8 +401,9 @@ def scale_mistakes(
         (softmax(scores), f"the scores are not scaled: divide by sqrt({name})."),
         (
             softmax(scores / size),
-            f"you divided by {name}; divide by its square root, sqrt({name}) (the "
-            "standard deviation of q.k, not its variance).",
+            f"you divided by {name}; divide by its square root, sqrt({name}): a dot "
+            f"product of {name} unit-variance terms has standard deviation sqrt({name}) "
+            f"(its variance is {name}).",
         ),
         (softmax(scores * root), f"you multiplied by sqrt({name}); divide by it."),
         (
