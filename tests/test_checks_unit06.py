@@ -269,6 +269,11 @@ def attention_einsum(x, W_q, W_k, W_v):
     return weights @ (x @ W_v.double()), weights
 
 
+def attention_weights_transposed(x, W_q, W_k, W_v):
+    out, weights = attention(x, W_q, W_k, W_v)
+    return out, weights.transpose(-2, -1)
+
+
 def test_rope_self_attention_right_answers_pass(capsys):
     assert_passes(check_rope_self_attention, attention, capsys)
     assert_passes(check_rope_self_attention, attention_einsum, capsys)
@@ -354,6 +359,7 @@ MISTAKES = [
     (check_rope_self_attention, lambda *a: attention(*a, scale=6), "sqrt(d_k)"),
     (check_rope_self_attention, lambda *a: attention(*a, scale=1), "not scaled"),
     (check_rope_self_attention, lambda *a: attention_variant(*a, scale=2), "sqrt(d_v)"),
+    (check_rope_self_attention, attention_weights_transposed, "weights are transposed"),
     (
         check_rope_self_attention,
         lambda *a: attention_variant(*a, softmax_dim=-2),

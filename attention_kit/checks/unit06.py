@@ -540,6 +540,12 @@ def check_rope_self_attention(c: Checker, answer) -> None:
                     "query's row of weights sums to 1.",
                 ),
                 (
+                    expected_weights.transpose(-2, -1),
+                    "the weights are transposed: row i holds query i's weights over the "
+                    "keys (softmax over dim=-1); return them as they were before you "
+                    "multiplied by the values, not .T.",
+                ),
+                (
                     _attention_variant(x, W_q, W_k, W_v, causal=True)[1],
                     "this exercise has no mask: every query sees every key. (The "
                     "position study below adds a causal mask; Lab 07 builds it.)",
