@@ -66,12 +66,16 @@ def sinusoidal_encoding(
     """
     if num_positions < 0:
         raise ValueError(f"num_positions must be >= 0, got {num_positions}")
-    angles = (
-        torch.arange(num_positions, dtype=torch.float64)[:, None]
-        * (pair_frequencies(dim)[None, :])
-    )  # (num_positions, dim/2)
-    table = torch.stack([angles.sin(), angles.cos()], dim=-1)  # (..., dim/2, 2)
-    return table.reshape(num_positions, dim).to(dtype=dtype, device=device)
+    table = _sinusoids(torch.arange(num_positions), dim)
+    return table.to(dtype=dtype, device=device)
+
+
+def _sinusoids(positions: Tensor, dim: int) -> Tensor:
+    """float64 ``(..., dim)`` for positions ``(...)``: sin(t omega_i) in column 2i and
+    cos(t omega_i) in column 2i+1, the rows of the sinusoidal table at those positions."""
+    frequencies = pair_frequencies(dim).to(positions.device)
+    angles = positions.to(torch.float64)[..., None] * frequencies  # (..., dim/2)
+    return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-2)  # interleave
 
 
 def rotation_matrix(delta: float, dim: int) -> Tensor:
@@ -219,8 +223,5 @@ class SinusoidalPositions(nn.Module):
 
     def forward(self, x: Tensor, positions: Tensor | None = None) -> Tensor:
         if positions is None:
-            table = sinusoidal_encoding(x.shape[-2], self.dim, x.dtype, x.device)
-            return x + table
-        angles = positions.to(torch.float64)[..., None] * pair_frequencies(self.dim)
-        table = torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(-2)
-        return x + table.to(dtype=x.dtype, device=x.device)
+            positions = torch.arange(x.shape[-2], device=x.device)
+        return x + _sinusoids(positions, self.dim).to(dtype=x.dtype, device=x.device)
