@@ -101,6 +101,19 @@ def test_grading_mode_fails_an_unattempted_exercise(monkeypatch, capsys):
         check_softmax(not_attempted)
 
 
+def calls_an_unattempted_exercise(scores):
+    raise NotImplementedError("Exercise 01.9")  # the stub of another exercise
+
+
+def test_grading_mode_names_the_exercise_an_answer_waits_for(monkeypatch):
+    monkeypatch.setenv(GRADING_VARIABLE, "1")
+    with pytest.raises(
+        ExerciseFailed,
+        match=r"waits for Exercise 01\.9, which was not attempted, so it",
+    ):
+        check_softmax(calls_an_unattempted_exercise)
+
+
 def nbgrader(course: Path, *args: str) -> str:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
     env.pop(GRADING_VARIABLE, None)  # nbgrader_config.py must set it

@@ -453,8 +453,14 @@ def exercise(number: str, name: str) -> Callable:
                     )
                 # Grading mode (set by nbgrader_config.py, see attention_kit.grading): an
                 # unattempted exercise fails, so that an empty submission scores nothing.
+                # An answer that only waits for another exercise's stub says so.
                 if os.environ.get("ATTENTION_KIT_GRADING") == "1":
-                    checker.fail("not attempted, so it scores no points")
+                    checker.fail(
+                        f"waits for Exercise {waiting.depends_on}, which was not "
+                        "attempted, so it scores no points"
+                        if waiting.depends_on
+                        else "not attempted, so it scores no points"
+                    )
                 return
             print(f"✅ {name}: {checker.passed}/{checker.passed} checks passed")
             check.passed = True
