@@ -273,17 +273,20 @@ def check_nadaraya_watson(c: Checker, nadaraya_watson_answer) -> None:
         "rows are queries and columns are keys: build the differences as "
         "queries[:, None] - keys[None, :], shape (n, m), so that weights @ values works."
     )
-    predictions, weights = c.pair(
-        c.call(
+
+    def run(queries, bandwidth):
+        """The learner's (predictions, weights) for these queries and bandwidth."""
+        result = c.call(
             nadaraya_watson_answer,
             queries,
             keys,
             values,
             bandwidth,
             error_hint=layout_hint,
-        ),
-        "(predictions, weights)",
-    )
+        )
+        return c.pair(result, "(predictions, weights)")
+
+    predictions, weights = run(queries, bandwidth)
     weights = c.tensor(
         weights,
         "weights",
@@ -363,17 +366,7 @@ def check_nadaraya_watson(c: Checker, nadaraya_watson_answer) -> None:
 
     # As many queries as keys: an elementwise queries - keys runs without an error.
     square_queries = torch.linspace(0.5, 4.5, 7)
-    predictions, weights = c.pair(
-        c.call(
-            nadaraya_watson_answer,
-            square_queries,
-            keys,
-            values,
-            0.4,
-            error_hint=layout_hint,
-        ),
-        "(predictions, weights)",
-    )
+    predictions, weights = run(square_queries, 0.4)
     weights = c.tensor(
         weights,
         "weights for 7 queries and 7 keys",
@@ -397,10 +390,7 @@ def check_nadaraya_watson(c: Checker, nadaraya_watson_answer) -> None:
     )
 
     single = torch.tensor([2.2])
-    predictions, weights = c.pair(
-        c.call(nadaraya_watson_answer, single, keys, values, bandwidth),
-        "(predictions, weights)",
-    )
+    predictions, weights = run(single, bandwidth)
     weights = c.tensor(weights, "weights for a single query", shape=(1, 7))
     predictions = c.tensor(predictions, "predictions for a single query", shape=(1,))
     c.expect_close(
@@ -412,10 +402,7 @@ def check_nadaraya_watson(c: Checker, nadaraya_watson_answer) -> None:
 
     tiny = 1e-3
     far_queries = torch.tensor([-3.0, 2.5, 9.0])
-    predictions, weights = c.pair(
-        c.call(nadaraya_watson_answer, far_queries, keys, values, tiny),
-        "(predictions, weights)",
-    )
+    predictions, weights = run(far_queries, tiny)
     nan_hint = (
         f"with bandwidth {tiny} and queries far from every key, each exp(score) "
         "underflows to 0 and the normalisation is 0/0. torch.softmax subtracts each row's "
