@@ -373,37 +373,32 @@ def _distribution_mistakes(logits: Tensor, temperature: float, top_k: int | None
             "the logits to -inf before the softmax (or divide by the new sum).",
         ),
     ]
+
+    def softmax_over(count: int, largest: bool = True) -> Tensor:
+        """softmax(logits / temperature) over the ``count`` largest (or smallest)."""
+        chosen = logits.topk(count, -1, largest=largest).indices
+        keep = torch.zeros_like(kept).scatter(-1, chosen, True)
+        return torch.softmax((logits / temperature).masked_fill(~keep, -torch.inf), -1)
+
     if k < vocab:
-        more = logits.topk(k + 1, -1).indices
-        plus_one = torch.zeros_like(kept).scatter(-1, more, True)
         mistakes.append(
             (
-                torch.softmax(
-                    (logits / temperature).masked_fill(~plus_one, -torch.inf), -1
-                ),
+                softmax_over(k + 1),
                 "k + 1 tokens keep a probability: keep exactly the k largest logits "
                 "(everything below the k-th largest becomes -inf).",
             )
         )
         if k > 1:
-            fewer = logits.topk(k - 1, -1).indices
-            minus_one = torch.zeros_like(kept).scatter(-1, fewer, True)
             mistakes.append(
                 (
-                    torch.softmax(
-                        (logits / temperature).masked_fill(~minus_one, -torch.inf), -1
-                    ),
+                    softmax_over(k - 1),
                     "only k - 1 tokens keep a probability: the k-th largest logit "
                     "stays too (remove logits < the k-th largest, not <=).",
                 )
             )
-        small = logits.topk(k, -1, largest=False).indices
-        smallest = torch.zeros_like(kept).scatter(-1, small, True)
         mistakes.append(
             (
-                torch.softmax(
-                    (logits / temperature).masked_fill(~smallest, -torch.inf), -1
-                ),
+                softmax_over(k, largest=False),
                 "the k SMALLEST logits were kept: top-k keeps the k largest.",
             )
         )
