@@ -31,7 +31,7 @@ from torch import Tensor
 from .attention import merge_heads, scaled_dot_product_attention, split_heads
 from .masks import causal_band
 from .positional import apply_rope
-from .transformer import MiniTransformer, filter_logits
+from .transformer import MiniTransformer, next_token
 
 # --- the key-value cache ----------------------------------------------------------------
 
@@ -145,12 +145,7 @@ def generate_cached(
     tokens, cache, step_input = prompt, KVCache(), prompt
     for _ in range(num_tokens):
         logits, cache = cached_forward(model, step_input, cache)
-        last = logits[:, -1]
-        if greedy:
-            new = last.argmax(dim=-1, keepdim=True)
-        else:
-            probabilities = torch.softmax(filter_logits(last, temperature, top_k), -1)
-            new = torch.multinomial(probabilities, 1, generator=generator)
+        new = next_token(logits[:, -1], temperature, top_k, greedy, generator)
         tokens = torch.cat([tokens, new], dim=1)
         step_input = new
     return tokens

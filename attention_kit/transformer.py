@@ -269,21 +269,32 @@ def generate(
     """Extend ``prompt`` ``(batch, n)`` by ``num_tokens`` tokens, one at a time,
     recomputing the whole (last ``context_length``) prefix at every step.
 
-    ``greedy`` takes the most likely token; otherwise a token is drawn from
-    softmax(filter_logits(...)) with ``generator``. Returns ``(batch, n + num_tokens)``.
+    Each new token is :func:`next_token` of the last position's logits: the most likely
+    (``greedy``) or drawn with ``generator``. Returns ``(batch, n + num_tokens)``.
     """
     model.eval()
     tokens = prompt
     for _ in range(num_tokens):
         logits, _ = model(tokens[:, -model.config.context_length :])
-        last = logits[:, -1]
-        if greedy:
-            new = last.argmax(dim=-1, keepdim=True)
-        else:
-            probabilities = torch.softmax(filter_logits(last, temperature, top_k), -1)
-            new = torch.multinomial(probabilities, 1, generator=generator)
+        new = next_token(logits[:, -1], temperature, top_k, greedy, generator)
         tokens = torch.cat([tokens, new], dim=1)
     return tokens
+
+
+def next_token(
+    last: Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """One step's choice from the last position's logits ``(batch, vocab)``: the most
+    likely token (``greedy``) or a draw from softmax(filter_logits(...)) with
+    ``generator``. Returns ids ``(batch, 1)``."""
+    if greedy:
+        return last.argmax(dim=-1, keepdim=True)
+    probabilities = torch.softmax(filter_logits(last, temperature, top_k), dim=-1)
+    return torch.multinomial(probabilities, 1, generator=generator)
 
 
 # --- training and evaluation helpers for Lab 08 and make bench --------------------------

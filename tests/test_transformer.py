@@ -341,3 +341,21 @@ def test_rotary_attention_reads_masks_as_multi_head_attention_does():
     )
     with pytest.raises(ValueError, match="padding"):
         layer(x, x, x, padding)  # (batch, m) with batch != n
+
+
+def test_next_token_is_the_shared_choice_of_both_generators():
+    """next_token, used by generate and efficient.generate_cached: greedy is argmax;
+    top_k = 1 leaves one token to draw; the draw follows the generator."""
+    from attention_kit.transformer import next_token
+
+    last = torch.tensor([[0.1, 3.0, -1.0, 2.9], [5.0, 0.0, 0.0, 4.0]])
+    expected = torch.tensor([[1], [0]])
+    assert torch.equal(next_token(last, greedy=True), expected)
+    assert torch.equal(next_token(last, top_k=1), expected)
+    draws = [
+        next_token(last, top_k=2, generator=torch.Generator().manual_seed(7))
+        for _ in range(2)
+    ]
+    assert torch.equal(*draws) and draws[0].shape == (2, 1)
+    first, second = draws[0][:, 0].tolist()
+    assert first in (1, 3) and second in (0, 3)  # only each row's two largest
