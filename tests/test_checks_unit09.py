@@ -194,6 +194,19 @@ def update_max_kept(state, scores, values):  # returns the old running_max
     return (state[0], *online_softmax_update(state, scores, values)[1:])
 
 
+def update_own_block_max(state, scores, values):  # new terms against the block's max
+    running_max, running_sum, output = state
+    block_max = scores.amax(-1, keepdim=True)
+    new_max = torch.maximum(running_max, block_max)
+    rescale = torch.exp(running_max - new_max)
+    weights = torch.exp(scores - block_max)
+    return (
+        new_max,
+        running_sum * rescale + weights.sum(-1, keepdim=True),
+        output * rescale + weights @ values,
+    )
+
+
 def test_online_softmax_update_passes_correct_answers(capsys):
     assert_passes(check_online_softmax_update, online_softmax_update, capsys)
     assert_passes(check_online_softmax_update, update_with_switches(), capsys)
@@ -323,6 +336,7 @@ MISTAKES = [
     (check_attend_with_cache, step_position_plus_one, "positions count from 0"),
     (check_attend_with_cache, step_attends_new_only, "whole grown cache"),
     (check_online_softmax_update, update_max_kept, "running maximum is not updated"),
+    (check_online_softmax_update, update_own_block_max, "block's own maximum"),
     (check_online_softmax_update, update_with_switches(rescale="none"), "not rescaled"),
     (
         check_online_softmax_update,

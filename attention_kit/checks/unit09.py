@@ -283,7 +283,9 @@ def _update_cases():
 @exercise("09.2", "online_softmax_update")
 def check_online_softmax_update(c: Checker, answer) -> None:
     names = ("running_max", "running_sum", "output")
-    for state, scores, values, empty in _update_cases():
+    cases = list(_update_cases())
+    # every single update first (their mistakes have hints), then the folds
+    for state, scores, values, _ in cases:
         given = tuple(t.clone() for t in state)
         result = c.call(answer, given, scores, values)
         if not all(torch.equal(a, b) for a, b in zip(given, state, strict=True)):
@@ -313,7 +315,8 @@ def check_online_softmax_update(c: Checker, answer) -> None:
                 "new_max), and the same for output with the values.",
                 mistakes=[(wrong[index], hint) for wrong, hint in mistakes],
             )
-        # from the empty state (max -inf, sum 0, output 0), block by block, to the end
+    # from the empty state (max -inf, sum 0, output 0), block by block, to the end
+    for _, scores, values, empty in cases:
         keys = values.shape[-2]
         state = empty
         for start in range(0, keys, 2):
