@@ -145,6 +145,9 @@ class BlockVariant(nn.Module):
             a, w = self.attend(self.norm1(x), causal_mask(x.shape[-2]))
             x = x + a
             return x + self.ffn(self.norm2(x)), w
+        if o == "parallel":  # both sub-layers read the same x
+            a, w = self.attend(self.norm1(x), mask)
+            return x + a + self.ffn(self.norm2(x)), w
         if o == "no-mask":
             a, w = self.attend(self.norm1(x), None)
             x = x + a
@@ -435,6 +438,7 @@ MISTAKES = [
     (check_feed_forward, FFNTanhGelu, "tanh approximation"),
     (check_feed_forward, FFNWithNorm, "no other parameters"),
     (check_transformer_block, block_with("post"), "post-LN"),
+    (check_transformer_block, block_with("parallel"), "in parallel"),
     (check_transformer_block, block_with("stream"), "un-normalised x"),
     (
         check_transformer_block,

@@ -139,6 +139,12 @@ def block_variants(
             "norm1 is used twice: the feed-forward network's input is norm2(x), a "
             "LayerNorm with its own scale and shift.",
         ),
+        (
+            pre_x + ffn(n2(x)),
+            "the two sub-layers run in parallel on the same x: in this block they are "
+            "in sequence, the feed-forward network reads x after the attention's "
+            "residual: x = x + attention(norm1(x)), then x + ffn(norm2(x)).",
+        ),
     ]
     mistakes.append(
         (
