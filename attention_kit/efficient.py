@@ -3,9 +3,11 @@ windows and linear attention.
 
 - :func:`generate_cached` extends a prompt with Unit 08's :class:`MiniTransformer`,
   feeding one new token per step and keeping every layer's keys and values in a
-  :class:`KVCache`; it reuses the model's own modules (embeddings, LayerNorms,
-  ``W_q``, ``W_k``, ``W_v``, ``W_o``, feed-forward networks), so it computes exactly
-  what :func:`attention_kit.transformer.generate` computes, without the recomputation.
+  :class:`KVCache`; it reuses the model's own code (``MiniTransformer.embed``,
+  ``Block.around`` for the LayerNorms, residuals and feed-forward network, and each
+  block's ``W_q``, ``W_k``, ``W_v``, ``W_o``) and supplies only the attention that reads
+  the cache, so it computes what :func:`attention_kit.transformer.generate` computes,
+  without the recomputation.
 - :func:`tiled_attention` is exact softmax attention computed over blocks of keys with
   an online softmax (a running maximum, a running sum and a rescaled output
   accumulator), the algorithm of FlashAttention (Dao et al. 2022) in plain PyTorch: it

@@ -11,7 +11,9 @@ attention weights ``(batch, heads, n, n)``; logits ``(batch, n, vocab_size)``.
 For a key-value cache (Unit 09): every block's keys and values come from
 ``block.attention.W_k`` and ``W_v`` applied to ``block.norm1(x)`` (pre-LN), and
 :meth:`MiniTransformer.forward` takes ``start``, the position of the first token it is
-given, so that new tokens can be fed one at a time with the right positions.
+given, so that new tokens can be fed one at a time with the right positions;
+:meth:`MiniTransformer.embed` and :meth:`Block.around` let the cache reuse the model's
+embeddings and blocks around its own attention.
 """
 
 from __future__ import annotations
