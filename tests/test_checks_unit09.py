@@ -316,6 +316,17 @@ def linear_scaled_queries(queries, keys, values, causal=False):  # 1/sqrt(d_k) h
     return linear_attention(queries / queries.shape[-1] ** 0.5, keys, values, causal)
 
 
+def linear_exclusive_sums(queries, keys, values, causal=False):  # j < i when causal
+    if not causal:
+        return linear_attention(queries, keys, values)
+    q, k = phi(queries), phi(keys)
+    outer = k.unsqueeze(-1) * values.unsqueeze(-2)
+    states = torch.cumsum(outer, dim=-3) - outer
+    normalisers = torch.cumsum(k, dim=-2) - k
+    numerator = (q.unsqueeze(-2) @ states).squeeze(-2)
+    return numerator / (q * normalisers).sum(-1, keepdim=True)
+
+
 def test_linear_attention_passes_correct_answers(capsys):
     assert_passes(check_linear_attention, linear_attention, capsys)
     assert_passes(check_linear_attention, linear_quadratic, capsys)
@@ -373,4 +384,5 @@ MISTAKES = [
     (check_linear_attention, linear_causal_full_normaliser, "normaliser of the causal"),
     (check_linear_attention, linear_softmax, "softmax attention"),
     (check_linear_attention, linear_scaled_queries, "no scaling"),
+    (check_linear_attention, linear_exclusive_sums, "own key included"),
 ]

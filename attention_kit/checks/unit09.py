@@ -515,7 +515,13 @@ def check_linear_attention(c: Checker, answer) -> None:
                 (*shape, n, d_v),
                 shape_hint="one output row per query, of the values' width d_v.",
                 nan_hint="with phi = elu + 1 every similarity is positive, so the "
-                "normaliser cannot be 0.",
+                "normaliser cannot be 0"
+                + (
+                    " unless a sum is empty: the causal sums run over j <= i, the "
+                    "query's own key included (position 0 sees key 0)."
+                    if causal
+                    else "."
+                ),
             )
             expected = linear_attention(q, k, v, causal)
             mistakes = [] if n == 1 else _linear_mistakes(q, k, v, causal)
