@@ -147,6 +147,10 @@ class TransformerConfig:
             raise ValueError(
                 f"positions must be one of {POSITIONS}, not {self.positions!r}"
             )
+        if self.window is not None and self.window < 1:
+            raise ValueError(
+                f"window must be >= 1 (1: each token sees only itself), got {self.window}"
+            )
         if self.d_ff is None:
             self.d_ff = 4 * self.d_model
 

@@ -359,3 +359,11 @@ def test_next_token_is_the_shared_choice_of_both_generators():
     assert torch.equal(*draws) and draws[0].shape == (2, 1)
     first, second = draws[0][:, 0].tolist()
     assert first in (1, 3) and second in (0, 3)  # only each row's two largest
+
+
+def test_window_below_one_is_refused():
+    """window = 0 would leave every query with no key (all-zero attention): refused,
+    as sliding_window_mask refuses it."""
+    with pytest.raises(ValueError, match="window must be >= 1"):
+        TransformerConfig(10, 8, window=0)
+    assert TransformerConfig(10, 8, window=1).window == 1
