@@ -40,6 +40,7 @@ from attention_kit.release import (
     CODE_BEGIN,
     EXERCISE_HEADING,
     MARKDOWN_BEGIN,
+    MARKDOWN_PLACEHOLDER,
     ROOT,
     clear_outputs,
     render,
@@ -64,7 +65,7 @@ import os
 os.environ["{GRADING_VARIABLE}"] = "1"
 
 c = get_config()  # noqa: F821 (nbgrader provides get_config)
-c.ClearSolutions.text_stub = "_Your answer here._"
+c.ClearSolutions.text_stub = "{MARKDOWN_PLACEHOLDER}"
 c.Execute.timeout = 300  # seconds per cell; a lab runs in under 60 s in all
 '''
 

@@ -48,6 +48,8 @@ from pathlib import Path
 
 import nbformat
 
+from attention_kit.release import MARKDOWN_PLACEHOLDER
+
 ROOT = Path(__file__).resolve().parents[1]
 COURSE_LABS = ROOT / "notebooks"
 MY_LABS = ROOT / "my_labs"
@@ -56,7 +58,6 @@ DEFAULT_TIME_LIMIT = 300.0  # seconds per lab, to stop an endless loop; labs tak
 
 EXERCISE = re.compile(r"^#{1,6}\s+Exercise\s+(\d+\.\d+)\s*:?\s*(.*?)\s*$", re.MULTILINE)
 CHECK_CALL = re.compile(r"^\s*(check_\w+)\s*\(", re.MULTILINE)
-ANSWER_PLACEHOLDER = "_Your answer here._"  # what the release tool leaves to fill in
 NEW_VERSION = re.compile(r"\.new\d*$")  # stem of "<lab>.new.ipynb", "<lab>.new2.ipynb"
 
 # What JupyterLab shows first unless told otherwise: a toast asking whether to fetch
@@ -353,7 +354,7 @@ def grade(run: LabRun, course: nbformat.NotebookNode | None = None) -> list[Exer
             continue
         if exercise.written:
             answered = all(
-                ANSWER_PLACEHOLDER not in notebook.cells[i].source
+                MARKDOWN_PLACEHOLDER not in notebook.cells[i].source
                 for i in exercise.answer_cells
             )
             exercise.status = WRITTEN
