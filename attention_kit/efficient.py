@@ -101,10 +101,12 @@ def cached_forward(
     mask = model.attention_mask(n, start=past)  # (n, past + n)
     new = KVCache()
 
-    def attend_with_cache(h: Tensor, layer: int, attention) -> tuple[Tensor, Tensor]:
-        q = split_heads(attention.W_q(h), attention.num_heads)
-        k = split_heads(attention.W_k(h), attention.num_heads)
-        v = split_heads(attention.W_v(h), attention.num_heads)
+    def attend_with_cache(
+        normed: Tensor, layer: int, attention
+    ) -> tuple[Tensor, Tensor]:
+        q = split_heads(attention.W_q(normed), attention.num_heads)
+        k = split_heads(attention.W_k(normed), attention.num_heads)
+        v = split_heads(attention.W_v(normed), attention.num_heads)
         if config.positions == "rope":
             q, k = apply_rope(q, positions), apply_rope(k, positions)
         if past:

@@ -102,13 +102,16 @@ class Block(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """x ``(batch, n, d_model)``, mask ``(n, n)`` (True = may attend) -> the new
         x ``(batch, n, d_model)`` and the weights ``(batch, heads, n, n)``."""
-        return self.around(
-            x, lambda h: self.attention(h, h, h, mask, **attention_kwargs)
-        )
+
+        def attend(normed: Tensor) -> tuple[Tensor, Tensor]:
+            return self.attention(normed, normed, normed, mask, **attention_kwargs)
+
+        return self.around(x, attend)
 
     def around(self, x: Tensor, attend) -> tuple[Tensor, Tensor]:
         """The LayerNorms, residual connections and feed-forward network around
-        ``attend``, a function h ``(batch, n, d_model)`` -> (update, weights);
+        ``attend``, a function of the (normalised, for pre-LN) activations
+        ``(batch, n, d_model)`` that returns (update, weights);
         Unit 09's cache passes one that also reads cached keys and values."""
         if self.pre_norm:
             update, weights = attend(self.norm1(x))
