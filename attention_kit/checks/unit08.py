@@ -116,7 +116,7 @@ def block_variants(
         ),
         (
             stream + ffn(n2(stream)),
-            "the residual carries norm1(x) instead of x: keep h = norm1(x) for the "
+            "the residual carries norm1(x) instead of x: keep normed = norm1(x) for the "
             "attention's input only and add its output to the un-normalised x.",
         ),
         (
@@ -149,13 +149,13 @@ def block_variants(
     mistakes.append(
         (
             x + attend(x) + ffn(n2(x + attend(x))),
-            "the attention's input is not normalised: h = norm1(x), then x + "
-            "attention(h, h, h, mask).",
+            "the attention's input is not normalised: normed = norm1(x), then x + "
+            "attention(normed, normed, normed, mask).",
         )
     )
     if mask is not None:
         unmasked = block(x, None)[0]
-        hint = "the mask is not used: pass it on, self.attention(h, h, h, mask)."
+        hint = "the mask is not used: pass it on, self.attention(normed, normed, normed, mask)."
         mistakes.append((unmasked, hint))
         mistakes.append(
             (
