@@ -135,7 +135,7 @@ def apply_rope(
 
     which is the complex product (x[2i] + j x[2i+1]) * exp(j t omega_i). Apply it to
     the queries and the keys (after their projections, per head), never to the values
-    or to the input: then <R_m q, R_n k> depends on m and n only through m - n.
+    or to the input: then <R_t q, R_u k> depends on t and u only through t - u.
 
     Args:
         x: ``(..., seq, dim)``, dim even; e.g. ``(seq, dim)``, ``(batch, seq, dim)`` or

@@ -277,7 +277,7 @@ def attention_weights_transposed(x, W_q, W_k, W_v):
 def test_rope_self_attention_right_answers_pass(capsys):
     assert_passes(check_rope_self_attention, attention, capsys)
     assert_passes(check_rope_self_attention, attention_einsum, capsys)
-    # positions from 5 (say, after a cache) give the same scores: only m - n matters
+    # positions from 5 (say, after a cache) give the same scores: only t - u matters
     assert_passes(check_rope_self_attention, lambda *a: attention(*a, start=5), capsys)
 
 

@@ -502,12 +502,12 @@ def check_rope_self_attention(c: Checker, answer) -> None:
             (
                 "x",
                 "rotate the queries and keys after the projections, not the input x: "
-                "(R x) W_q is not R (x W_q), so the scores would not depend on m - n alone.",
+                "(R x) W_q is not R (x W_q), so the scores would not depend on t - u alone.",
             ),
-            ("q", "rotate the keys too: only <R_m q, R_n k> depends on m - n alone."),
+            ("q", "rotate the keys too: only <R_t q, R_u k> depends on t - u alone."),
             (
                 "k",
-                "rotate the queries too: only <R_m q, R_n k> depends on m - n alone.",
+                "rotate the queries too: only <R_t q, R_u k> depends on t - u alone.",
             ),
             ("", "no rotation: apply apply_rope to the queries and the keys."),
         ]

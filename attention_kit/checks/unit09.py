@@ -489,7 +489,7 @@ def _linear_mistakes(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> list:
             (
                 explicit(pq, pk, causal_numerator=False),
                 "the numerator of the causal version must be a running sum too: "
-                "S_i = sum of phi(k_j) v_j^T for j <= i.",
+                "U_i = sum of phi(k_j) v_j^T for j <= i.",
             ),
         ]
     return mistakes
