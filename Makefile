@@ -37,13 +37,13 @@ book: $(INSTALLED)
 	@echo "Open _build/html/index.html in a browser."
 
 book-public: $(INSTALLED)
-	$(BIN)/python -m attention_kit.book --without-solutions _build/public/_toc.yml
+	$(BIN)/python -m course_tools.book --without-solutions _build/public/_toc.yml
 	$(BIN)/jupyter-book build . --toc _build/public/_toc.yml --path-output _build/public
 	@echo "Open _build/public/_build/html/index.html in a browser."
 
 # Two runs: nbval executes every notebook (on two cores) and stores what it executed in
 # _build/.jupyter_cache; then the book tests build the book from that cache, without
-# executing any notebook again (attention_kit.executed).
+# executing any notebook again (course_tools.executed).
 test: $(INSTALLED)
 	MPLBACKEND=Agg $(BIN)/python -m pytest tests $(NOTEBOOK_DIRS) -m "not book" \
 		--nbval-lax --nbval-current-env -n 2 --dist loadscope --durations=15
@@ -55,7 +55,7 @@ test: $(INSTALLED)
 # current version of those labs beside yours; OPEN=no skips starting JupyterLab.
 MY_LABS ?= my_labs
 lab: $(INSTALLED)
-	@$(BIN)/python -m attention_kit.learner --labs $(MY_LABS) setup --new "$(NEW)"
+	@$(BIN)/python -m course_tools.learner --labs $(MY_LABS) setup --new "$(NEW)"
 ifeq ($(filter no 0 false,$(OPEN)),)
 	$(BIN)/jupyter lab $(MY_LABS)
 else
@@ -65,31 +65,31 @@ endif
 # Runs your labs in my_labs/ headless and prints where you stand (changes no file).
 # TIME_LIMIT=seconds per lab (default 300), JOBS=labs at once (default 2).
 progress: $(INSTALLED)
-	@$(BIN)/python -m attention_kit.learner --labs $(MY_LABS) progress \
+	@$(BIN)/python -m course_tools.learner --labs $(MY_LABS) progress \
 		$(if $(TIME_LIMIT),--time-limit $(TIME_LIMIT)) $(if $(JOBS),--jobs $(JOBS))
 
 student: $(INSTALLED)
-	$(BIN)/python -m attention_kit.release --strip
+	$(BIN)/python -m course_tools.release --strip
 
 slides: $(INSTALLED)
-	$(BIN)/python -m attention_kit.slides _build/slides
+	$(BIN)/python -m course_tools.slides _build/slides
 	@echo "Open _build/slides/<lecture>.slides.html in a browser."
 
 # An nbgrader course directory from solutions/: source/<lab>/<lab>.ipynb with the cell
 # metadata nbgrader needs, and nbgrader_config.py (grading mode). COURSE=path to choose.
 COURSE ?= _build/nbgrader
 nbgrader: $(INSTALLED)
-	$(BIN)/python -m attention_kit.grading $(COURSE)
+	$(BIN)/python -m course_tools.grading $(COURSE)
 	@echo "Then: cd $(COURSE) && PATH=$(abspath $(BIN)):\$$PATH nbgrader generate_assignment 01_queries_keys_values"
 
 # make bench runs every measurement; words after it choose some (make bench recall char-lm),
-# by the names in attention_kit.bench.MEASUREMENTS. Those words are not targets themselves.
+# by the names in course_tools.bench.MEASUREMENTS. Those words are not targets themselves.
 ifeq (bench,$(firstword $(MAKECMDGOALS)))
 BENCH_ONLY := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
 $(eval $(BENCH_ONLY):;@:)
 endif
 bench: $(INSTALLED)
-	$(BIN)/python -m attention_kit.bench $(BENCH_ONLY)
+	$(BIN)/python -m course_tools.bench $(BENCH_ONLY)
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

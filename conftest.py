@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 # kernels and the book build) keeps them from fighting over the cores.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # The notebook kernels draw their figures inline (this process keeps Agg, set above), even
-# under MPLBACKEND=Agg: the book shows the outputs of this run (attention_kit.executed).
+# under MPLBACKEND=Agg: the book shows the outputs of this run (course_tools.executed).
 os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 
 ROOT = Path(__file__).resolve().parent
@@ -33,7 +33,7 @@ def all_notebooks() -> list[Path]:
 def pytest_runtest_makereport(item, call):
     """Keep the outputs nbval saw; a notebook whose cells all passed is stored for the
     book build, which then shows these outputs instead of running the notebook again
-    (attention_kit.executed)."""
+    (course_tools.executed)."""
     outcome = yield
     if call.when != "call" or type(item).__name__ != "IPyNbCell":
         return
@@ -43,7 +43,7 @@ def pytest_runtest_makereport(item, call):
         kept[item.cell_num] = item.test_outputs
     code_cells = sum(cell.cell_type == "code" for cell in notebook.nb.cells)
     if len(kept) == code_cells:
-        from attention_kit.executed import executed_notebook, store
+        from course_tools.executed import executed_notebook, store
 
         store(notebook.path, executed_notebook(notebook.nb, kept))
 

@@ -1,7 +1,9 @@
 """attention_kit: the reference code of the course *Attention, Step by Step*.
 
 Each lab builds a piece from scratch; this package keeps the reference version so
-that later labs can import it.
+that later labs can import it. The machinery that builds, tests and serves the course
+(release, book, browser, slides, grading, learner tools, bench) is the separate
+package ``course_tools``, which imports this one; this one never imports it.
 
 - ``attention``: softmax-based pooling and scores, masked softmax, scaled dot-product,
   additive, self- and multi-head attention, Nadaraya-Watson regression
@@ -22,13 +24,6 @@ that later labs can import it.
 - ``plots``: ``show_heatmap`` for every attention-weight picture
 - ``measure``: time and peak memory of a call, log-log slopes
 - ``checks``: one ``check_<name>`` per exercise, and ``ExerciseFailed``
-- ``release``: writes the student labs from the solutions
-- ``book``: the table of contents, with or without the solutions; builds the book
-- ``executed``: hands the notebooks nbval executed to the book build
-- ``browser``: headless Chromium with the network blocked, for the browser tests
-- ``slides``: ``make slides``, offline reveal.js decks of the lectures
-- ``grading``: ``make nbgrader``, an nbgrader course directory from the solutions
-- ``bench``: ``make bench``, the course's measurements as a table
 """
 
 __version__ = "0.1.0"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from attention_kit import bench
+from course_tools import bench
 
 
 def test_table_lines_up_columns(capsys):

@@ -1,6 +1,6 @@
 """Unit 09's make bench rows run, at tiny sizes (the real sizes run in make bench)."""
 
-from attention_kit import bench
+from course_tools import bench
 
 
 def test_unit09_measurements_are_registered():

@@ -3,7 +3,7 @@ its outputs, and the notebooks are not executed a second time after nbval.
 
 `make test` runs these tests (marker ``book``) after the nbval run, with
 ``ATTENTION_KIT_AFTER_NBVAL=1``: nbval has then stored every executed notebook in the
-book's jupyter-cache (conftest.py, attention_kit.executed), and the build must take
+book's jupyter-cache (conftest.py, course_tools.executed), and the build must take
 every notebook from there. Run alone, the build executes what the cache lacks.
 """
 
@@ -11,9 +11,9 @@ import os
 
 import pytest
 
-from attention_kit import book
-from attention_kit.executed import not_cached
 from conftest import ROOT
+from course_tools import book
+from course_tools.executed import not_cached
 
 AFTER_NBVAL = os.environ.get("ATTENTION_KIT_AFTER_NBVAL") == "1"
 

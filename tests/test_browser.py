@@ -4,7 +4,7 @@ Every page of the book and of the public book (`make book-public`): no request l
 the machine, every image loads, MathJax rendered every formula without an error, every
 internal link (and its #anchor) resolves, and the navigation lists every part of the
 toc. Screenshots of a lecture and a lab go to ``_build/screenshots`` for a person to
-look at. The books are built once per test run by ``attention_kit.book.build`` (shared
+look at. The books are built once per test run by ``course_tools.book.build`` (shared
 with tests/test_book.py), from the notebooks nbval executed.
 
 Needs Debian's ``chromium`` (``apt-get install chromium``; ``.ci/run`` installs it).
@@ -16,8 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from attention_kit import book
-from attention_kit.browser import Chromium, find_chromium
+from course_tools import book
+from course_tools.browser import Chromium, find_chromium
 
 pytestmark = pytest.mark.book
 

@@ -1,4 +1,4 @@
-"""The learner's workflow (attention_kit.learner): make lab's private copy of the labs,
+"""The learner's workflow (course_tools.learner): make lab's private copy of the labs,
 JupyterLab's calm first start, and make progress's table.
 
 The copy step and the settings run without starting anything. The progress tests first
@@ -24,10 +24,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from attention_kit import learner
-from attention_kit.learner import CRASHED, DONE, UNKNOWN, WAITING, WRITTEN, WRONG
-from attention_kit.release import CODE_BEGIN, CODE_END
 from conftest import ROOT
+from course_tools import learner
+from course_tools.learner import CRASHED, DONE, UNKNOWN, WAITING, WRITTEN, WRONG
+from course_tools.release import CODE_BEGIN, CODE_END
 
 COURSE = ROOT / "notebooks"
 SOLUTIONS = ROOT / "solutions"

@@ -15,7 +15,8 @@ import nbformat
 import pytest
 
 from attention_kit.checks import ExerciseFailed, check_softmax
-from attention_kit.grading import (
+from conftest import ROOT
+from course_tools.grading import (
     CHECK_CALL,
     CODE_POINTS,
     GRADING_VARIABLE,
@@ -24,8 +25,7 @@ from attention_kit.grading import (
     nbgrader_source,
     write_course,
 )
-from attention_kit.release import CODE_BEGIN, EXERCISE_HEADING, MARKDOWN_BEGIN
-from conftest import ROOT
+from course_tools.release import CODE_BEGIN, EXERCISE_HEADING, MARKDOWN_BEGIN
 
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 LAB = "01_queries_keys_values"

@@ -8,9 +8,9 @@ import nbformat
 import pytest
 
 import attention_kit.checks
-from attention_kit.book import read_toc, toc_files
-from attention_kit.release import CODE_BEGIN, CODE_END, EXERCISE_HEADING, MARKDOWN_BEGIN
 from conftest import ROOT, all_notebooks
+from course_tools.book import read_toc, toc_files
+from course_tools.release import CODE_BEGIN, CODE_END, EXERCISE_HEADING, MARKDOWN_BEGIN
 
 NOTEBOOKS = all_notebooks()
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -61,7 +61,7 @@ def test_each_unit_has_lecture_lab_and_solution_under_one_stem():
 
 def test_student_notebooks_are_up_to_date():
     result = subprocess.run(
-        [sys.executable, "-m", "attention_kit.release", "--check"],
+        [sys.executable, "-m", "course_tools.release", "--check"],
         capture_output=True,
         text=True,
         cwd=ROOT,

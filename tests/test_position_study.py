@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 
-from attention_kit import bench
 from attention_kit.position_study import (
     IGNORE,
     KINDS,
@@ -15,6 +14,7 @@ from attention_kit.position_study import (
     length_generalisation_rows,
     train_copy_back,
 )
+from course_tools import bench
 
 
 def test_copy_back_targets():

@@ -4,7 +4,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from attention_kit.release import (
+from course_tools.release import (
     MARKDOWN_PLACEHOLDER,
     ReleaseError,
     main,

@@ -4,7 +4,7 @@ Every deck is opened in headless Chromium with the network blocked: reveal.js mu
 initialised, MathJax must have rendered the maths without an error, no request may
 leave the machine, and no code of a ``hide-input``/``remove-input`` cell may be on a
 slide (its figure is). Marked ``book``: `make test` runs it after nbval, so the decks
-take their outputs from that run (attention_kit.executed) instead of executing again.
+take their outputs from that run (course_tools.executed) instead of executing again.
 """
 
 import re
@@ -12,9 +12,9 @@ import re
 import nbformat
 import pytest
 
-from attention_kit import slides
-from attention_kit.browser import Chromium, find_chromium
 from conftest import ROOT
+from course_tools import slides
+from course_tools.browser import Chromium, find_chromium
 
 pytestmark = pytest.mark.book
 

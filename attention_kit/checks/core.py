@@ -451,7 +451,7 @@ def exercise(number: str, name: str) -> Callable:
                     print(
                         f"⏳ Exercise {number} not attempted yet: fill in {name} and run again"
                     )
-                # Grading mode (set by nbgrader_config.py, see attention_kit.grading): an
+                # Grading mode (set by nbgrader_config.py, see course_tools.grading): an
                 # unattempted exercise fails, so that an empty submission scores nothing.
                 # An answer that only waits for another exercise's stub says so.
                 if os.environ.get("ATTENTION_KIT_GRADING") == "1":

@@ -1,6 +1,6 @@
 """The self-learner's workflow: a private copy of the labs, and a progress report.
 
-``make lab`` runs ``python -m attention_kit.learner setup``, then opens JupyterLab in
+``make lab`` runs ``python -m course_tools.learner setup``, then opens JupyterLab in
 ``my_labs/``. The setup step
 
 - copies every student lab from ``notebooks/`` into ``my_labs/`` (git-ignored) when it
@@ -11,7 +11,7 @@
 - writes JupyterLab settings into this project's environment (``.venv``) so that the
   first start asks nothing unrelated to the course (no news prompt).
 
-``make progress`` runs ``python -m attention_kit.learner progress``: it executes the
+``make progress`` runs ``python -m course_tools.learner progress``: it executes the
 learner's copies headless, one kernel per lab with a time limit per lab, and prints one
 table of every exercise's status, read from what the labs' own checkers print:
 
@@ -48,7 +48,7 @@ from pathlib import Path
 
 import nbformat
 
-from attention_kit.release import MARKDOWN_PLACEHOLDER
+from course_tools.release import MARKDOWN_PLACEHOLDER
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE_LABS = ROOT / "notebooks"

@@ -1,4 +1,4 @@
-"""The course's measurements, printed as a table: ``make bench`` (python -m attention_kit.bench).
+"""The course's measurements, printed as a table: ``make bench`` (python -m course_tools.bench).
 
 Model quality and speed are measured here rather than asserted in timed tests, because
 they depend on the machine. Every run is seeded; times are wall-clock on this machine.
@@ -14,11 +14,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .attention import scaled_dot_product_attention
-from .data import SOURCE_VOCAB, TARGET_VOCAB, date_datasets, date_tensors
-from .measure import fitted_slope, peak_memory, time_call
-from .models import Seq2Seq, seq2seq_loss, translate
-from .train import fit, random_batches, set_seed
+from attention_kit.attention import scaled_dot_product_attention
+from attention_kit.data import SOURCE_VOCAB, TARGET_VOCAB, date_datasets, date_tensors
+from attention_kit.measure import fitted_slope, peak_memory, time_call
+from attention_kit.models import Seq2Seq, seq2seq_loss, translate
+from attention_kit.train import fit, random_batches, set_seed
 
 Row = tuple[str, str, str]  # measurement, value, note
 
@@ -117,7 +117,7 @@ def position_length_generalisation() -> list[Row]:
     """Unit 06: accuracy on "copy the token 2 places back" of one causal attention layer
     with no, sinusoidal, learned or rotary positions, trained on length 16 and tested on
     lengths 16 to 64 (attention_kit.position_study)."""
-    from .position_study import length_generalisation_rows
+    from attention_kit.position_study import length_generalisation_rows
 
     return length_generalisation_rows()
 
@@ -125,8 +125,8 @@ def position_length_generalisation() -> list[Row]:
 def _recall_run(num_layers: int, positions: str, steps: int) -> tuple[float, float]:
     """Lab 08's recall model (6 pairs, 16 keys, 16 values; d 32, 2 heads), trained on
     20,000 sequences; accuracy on 1,000 held-out ones and training seconds."""
-    from .data import associative_recall
-    from .transformer import (
+    from attention_kit.data import associative_recall
+    from attention_kit.transformer import (
         MiniTransformer,
         TransformerConfig,
         recall_accuracy,
@@ -169,8 +169,8 @@ def char_language_model() -> list[Row]:
     """Unit 08: the character LM on the generated agreement corpus, in bits per
     character on held-out sentences, against n-gram baselines and the same model with
     attention limited to the current token."""
-    from .data import agreement_corpus, ngram_bits_per_character
-    from .transformer import (
+    from attention_kit.data import agreement_corpus, ngram_bits_per_character
+    from attention_kit.transformer import (
         MiniTransformer,
         TransformerConfig,
         bits_per_character,
@@ -243,7 +243,7 @@ def _unit09_model(context: int):
     """The model of Lecture and Lab 09's KV-cache timings: MiniTransformer, vocabulary
     32, d_model 64, 2 layers, 4 heads, learned positions (untrained: the cost of a step
     does not depend on the weights)."""
-    from .transformer import MiniTransformer, TransformerConfig
+    from attention_kit.transformer import MiniTransformer, TransformerConfig
 
     torch.manual_seed(0)
     return MiniTransformer(TransformerConfig(32, context, 64, 2, 4)).eval()
@@ -255,8 +255,8 @@ def kv_cache_speedup(lengths: tuple[int, ...] = (64, 128, 256, 512)) -> list[Row
     (efficient.generate_cached), one timed run each; the tokens of the longest run are
     checked to be identical (greedy decoding is deterministic, so shorter runs are its
     prefixes)."""
-    from .efficient import generate_cached
-    from .transformer import generate
+    from attention_kit.efficient import generate_cached
+    from attention_kit.transformer import generate
 
     model = _unit09_model(8 + max(lengths))
     prompt = torch.randint(0, 32, (1, 8), generator=torch.Generator().manual_seed(0))
@@ -288,7 +288,11 @@ def kv_cache_speedup(lengths: tuple[int, ...] = (64, 128, 256, 512)) -> list[Row
 
 def _variants(n: int, d: int = 64, window: int = 256):
     """The attention variants of Unit 09 on one (1, 1, n, d) input: name, function, kind."""
-    from .efficient import linear_attention, sliding_window_attention, tiled_attention
+    from attention_kit.efficient import (
+        linear_attention,
+        sliding_window_attention,
+        tiled_attention,
+    )
 
     g = torch.Generator().manual_seed(n)
     # (batch, heads, n, d): PyTorch's fused CPU kernel needs the 4-D layout; a 3-D input
@@ -355,7 +359,7 @@ def attention_variants(lengths: tuple[int, ...] = (512, 2048, 4096)) -> list[Row
 def kit_mha_vs_torch(batch: int = 8, n: int = 256, d: int = 256, heads: int = 8):
     """Unit 09: the kit's MultiHeadAttention against nn.MultiheadAttention with the same
     weights on the same input (self-attention, no mask, no gradients)."""
-    from .attention import MultiHeadAttention
+    from attention_kit.attention import MultiHeadAttention
 
     torch.manual_seed(0)
     theirs = nn.MultiheadAttention(d, heads, batch_first=True).eval()

@@ -12,13 +12,13 @@ So a deck opened from disk makes no request to the network. The ``hide-input`` a
 ``remove-output`` its outputs, ``remove-cell`` the whole cell.
 
 The outputs come from the notebooks nbval executed in the last test run, when the
-jupyter-cache holds the lecture as it is now (``attention_kit.executed``); otherwise the
+jupyter-cache holds the lecture as it is now (``course_tools.executed``); otherwise the
 lecture is executed here.
 
 Usage::
 
-    python -m attention_kit.slides _build/slides            # every lecture
-    python -m attention_kit.slides _build/slides lectures/01_queries_keys_values.ipynb
+    python -m course_tools.slides _build/slides            # every lecture
+    python -m course_tools.slides _build/slides lectures/01_queries_keys_values.ipynb
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import nbformat
 
-from attention_kit.executed import CACHE
+from course_tools.executed import CACHE
 
 ROOT = Path(__file__).resolve().parents[1]
 THEME = "white"  # reveal.js themes such as "simple" load their fonts from the web

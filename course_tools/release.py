@@ -11,9 +11,9 @@ In a solution notebook:
 
 Usage::
 
-    python -m attention_kit.release            # write notebooks/ from solutions/
-    python -m attention_kit.release --check    # exit 1 if notebooks/ is out of date
-    python -m attention_kit.release --strip    # clear outputs in lectures/ and solutions/
+    python -m course_tools.release            # write notebooks/ from solutions/
+    python -m course_tools.release --check    # exit 1 if notebooks/ is out of date
+    python -m course_tools.release --strip    # clear outputs in lectures/ and solutions/
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(problem)
             if problems:
                 print(
-                    "Run `make student` (python -m attention_kit.release) to regenerate."
+                    "Run `make student` (python -m course_tools.release) to regenerate."
                 )
             return 1 if problems else 0
         if args.strip:

@@ -20,7 +20,7 @@ labs and CI the variable is unset and nothing changes.
 
 Usage::
 
-    python -m attention_kit.grading _build/nbgrader     # make nbgrader
+    python -m course_tools.grading _build/nbgrader     # make nbgrader
     cd _build/nbgrader
     nbgrader generate_assignment 01_queries_keys_values   # release/ for the learners
     nbgrader autograde 01_queries_keys_values             # grades submitted/*/...
@@ -36,7 +36,7 @@ from pathlib import Path
 
 import nbformat
 
-from attention_kit.release import (
+from course_tools.release import (
     CODE_BEGIN,
     EXERCISE_HEADING,
     MARKDOWN_BEGIN,
@@ -53,7 +53,7 @@ CHECK_CALL = re.compile(r"^(check_(\w+))\(.*\)\s*$")
 
 CONFIG = f'''"""nbgrader settings for the course Attention, Step by Step.
 
-Written by `make nbgrader` (python -m attention_kit.grading); regenerate, do not edit.
+Written by `make nbgrader` (python -m course_tools.grading); regenerate, do not edit.
 Run nbgrader from this folder: see the README's "For instructors".
 """
 
