@@ -150,6 +150,7 @@ class CopyReport:
                 f"To get the new version beside yours (as <lab>.new.ipynb): "
                 f"{how_to_fetch.format(stems=stems)}"
             )
+            out.append("What changed in each lab: CHANGELOG.md, at the course's root.")
         return out
 
 
