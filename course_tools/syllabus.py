@@ -49,9 +49,7 @@ def _words(text: str) -> int:
 
 def reading_minutes(notebook: nbformat.NotebookNode, skip: set[int] = frozenset()):
     """Minutes to read the prose and run the code cells not in ``skip``."""
-    words = sum(
-        _words(c.source) for c in notebook.cells if c.cell_type == "markdown"
-    )
+    words = sum(_words(c.source) for c in notebook.cells if c.cell_type == "markdown")
     code = sum(
         1
         for i, c in enumerate(notebook.cells)
@@ -89,7 +87,9 @@ def lab_summary(path: Path) -> dict:
 
 
 def _hours(minutes: int) -> str:
-    return f"{minutes // 60} h {minutes % 60:02d}" if minutes >= 60 else f"{minutes} min"
+    return (
+        f"{minutes // 60} h {minutes % 60:02d}" if minutes >= 60 else f"{minutes} min"
+    )
 
 
 def unit_table(root: Path = ROOT) -> str:
