@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-NOTEBOOK_DIRS := lectures solutions notebooks
+NOTEBOOK_DIRS := lectures $(wildcard solutions) notebooks  # the student edition has no solutions/
 
-.PHONY: help book book-public test lab progress student slides bench nbgrader clean
+.PHONY: help book book-public test lab progress student student-edition slides bench nbgrader clean
 
 help:
 	@echo "make book         build the HTML book into _build/html (lectures, labs, solutions)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lab          copy the labs into my_labs/ (your own, never overwritten) and open JupyterLab there"
 	@echo "make progress     run your labs in my_labs/ and print a table of every exercise's status"
 	@echo "make student      regenerate notebooks/ from solutions/ (clears outputs first)"
+	@echo "make student-edition  the course without solutions/, for learners: _build/student-edition (and .zip)"
 	@echo "make book-public  build the book without the Solutions part into _build/public"
 	@echo "make slides       the lectures as reveal.js slide decks in _build/slides"
 	@echo "make nbgrader     an nbgrader course directory (source/, nbgrader_config.py) in _build/nbgrader"
@@ -70,6 +71,11 @@ progress: $(INSTALLED)
 
 student: $(INSTALLED)
 	$(BIN)/python -m course_tools.release --strip
+
+# The course without solutions/ for an instructor to hand out (course_tools.edition):
+# a folder and a zip archive under _build/.
+student-edition: $(INSTALLED)
+	$(BIN)/python -m course_tools.edition _build/student-edition
 
 slides: $(INSTALLED)
 	$(BIN)/python -m course_tools.slides _build/slides

@@ -63,6 +63,7 @@ def test_every_toc_entry_is_a_page_with_its_outputs(built):
 
 
 @pytest.mark.book
+@pytest.mark.solutions
 def test_labs_show_the_not_attempted_marks_and_mathjax_is_local(built):
     lab = (built.html / "notebooks" / "01_queries_keys_values.html").read_text(
         encoding="utf-8"

@@ -422,6 +422,7 @@ def hint_for(notebook: nbformat.NotebookNode, cell_index: int) -> str:
     return failure.value.hint.splitlines()[0]
 
 
+@pytest.mark.solutions
 def test_progress_on_fresh_copies_with_one_wrong_answer_and_one_syntax_error(tmp_path):
     """Every lab fresh from make lab, except: the first lab with two code exercises is
     fully solved but for one wrong answer, and the next lab has a syntax error in its
@@ -490,6 +491,7 @@ def test_progress_on_fresh_copies_with_one_wrong_answer_and_one_syntax_error(tmp
     )
 
 
+@pytest.mark.solutions
 def test_progress_with_every_exercise_solved_within_the_labs_budget(
     tmp_path, capsys, record_property
 ):

@@ -22,6 +22,7 @@ def read(path):
     return nbformat.read(path, as_version=4)
 
 
+@pytest.mark.solutions
 def test_there_are_notebooks():
     assert SOLUTIONS and LECTURES
 
@@ -50,6 +51,7 @@ def test_every_notebook_is_in_the_toc_and_every_toc_entry_exists():
         )
 
 
+@pytest.mark.solutions
 def test_each_unit_has_lecture_lab_and_solution_under_one_stem():
     stems = {
         folder: {p.stem for p in (ROOT / folder).glob("*.ipynb")}
@@ -59,6 +61,7 @@ def test_each_unit_has_lecture_lab_and_solution_under_one_stem():
     assert all(re.fullmatch(r"\d\d_[a-z0-9_]+", stem) for stem in stems["lectures"])
 
 
+@pytest.mark.solutions
 def test_student_notebooks_are_up_to_date():
     result = subprocess.run(
         [sys.executable, "-m", "course_tools.release", "--check"],
