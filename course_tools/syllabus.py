@@ -48,11 +48,17 @@ def _words(text: str) -> int:
 
 
 def reading_minutes(notebook: nbformat.NotebookNode, skip: set[int] = frozenset()):
-    """Minutes to read the prose and run the code cells not in ``skip``."""
-    words = sum(_words(c.source) for c in notebook.cells if c.cell_type == "markdown")
+    """Minutes to read the prose and run the code cells not in ``skip``; cells the book
+    leaves out (``remove-cell``, such as speaker notes) do not count."""
+    shown = [
+        (i, c)
+        for i, c in enumerate(notebook.cells)
+        if "remove-cell" not in c.metadata.get("tags", [])
+    ]
+    words = sum(_words(c.source) for _, c in shown if c.cell_type == "markdown")
     code = sum(
         1
-        for i, c in enumerate(notebook.cells)
+        for i, c in shown
         if c.cell_type == "code" and c.source.strip() and i not in skip
     )
     return words / WORDS_PER_MINUTE + code * MINUTES_PER_CODE_CELL
