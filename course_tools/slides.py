@@ -73,7 +73,8 @@ HEADING = {1: 80, 2: 64, 3: 52, 4: 44}
 FORMULA_LINE = 48  # one line of display maths
 TABLE_ROW = 34
 CODE_LINE, CODE_GAP = 19.5, 24  # 15 px code, line height 1.3
-OUTPUT_MAX = 520  # a taller text output scrolls (max-height in the style)
+CODE_MAX = 560  # a taller code box scrolls (max-height in the style below)
+OUTPUT_MAX = 520  # and so does a taller text output
 FIGURE_WIDTH, FIGURE_MAX = 900, 560  # figures fill the width, up to this height
 
 TEMPLATE = r"""{%- extends 'reveal/index.html.j2' -%}
@@ -279,9 +280,9 @@ def code_heights(cell: nbformat.NotebookNode) -> tuple[float, float]:
     shown = cell.source.strip() and not tags & {"hide-input", "remove-input"}
     code = CODE_LINE * (cell.source.count("\n") + 1) + CODE_GAP if shown else 0
     if "remove-output" in tags:
-        return min(code, 560 + CODE_GAP), 0.0
+        return min(code, CODE_MAX + CODE_GAP), 0.0
     outputs = sum(output_height(o) for o in cell.get("outputs", []))
-    return min(code, 560 + CODE_GAP), outputs
+    return min(code, CODE_MAX + CODE_GAP), outputs
 
 
 def cell_height(cell: nbformat.NotebookNode) -> float:
