@@ -38,6 +38,12 @@ def student(tmp_path_factory) -> Path:
     return out
 
 
+def clean_environment(**extra: str) -> dict[str, str]:
+    """This process's environment without pytest's own variables (an xdist worker's)."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return {**kept, **extra}
+
+
 def run_make(folder: Path, *arguments: str, **env: str) -> subprocess.CompletedProcess:
     """`make` in ``folder``, with the environment taken as installed (-o)."""
     return subprocess.run(
@@ -45,7 +51,7 @@ def run_make(folder: Path, *arguments: str, **env: str) -> subprocess.CompletedP
         cwd=folder,
         capture_output=True,
         text=True,
-        env={**os.environ, **env},
+        env=clean_environment(**env),
         timeout=600,
     )
 
@@ -285,7 +291,7 @@ def test_the_editions_tests_skip_what_needs_solutions(student):
         capture_output=True,
         text=True,
         timeout=600,
-        env={**os.environ, "PYTHONPATH": str(student)},
+        env=clean_environment(PYTHONPATH=str(student)),
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     skipped = re.findall(r"SKIPPED \[(\d+)\] (\S+?):.*needs solutions/", result.stdout)
