@@ -220,8 +220,10 @@ def tiled_attention(
         mask: boolean, True = may attend, broadcastable to ``(..., n, m)``. A row with
             no allowed key gives zeros, as :func:`attention_kit.attention.masked_softmax`.
         block_size: keys per block; the last block may be shorter.
-        causal: also apply the causal mask (key j <= query i), built block by block
-            instead of as an (n, m) tensor.
+        causal: also apply the causal mask, aligned bottom-right as in
+            ``torch.nn.attention.bias.causal_lower_right``: query i sees keys
+            j <= i + m - n (the n queries are the last n of the m positions, as in a
+            decode step), built block by block instead of as an (n, m) tensor.
 
     Returns:
         output ``(..., n, d_v)``, equal to plain attention up to rounding.
@@ -239,7 +241,7 @@ def tiled_attention(
         torch.zeros((*batch_shape, n, 1), **like),
         torch.zeros((*batch_shape, n, values.shape[-1]), **like),
     )
-    rows = torch.arange(n, device=queries.device)[:, None]
+    last_key = torch.arange(n, device=queries.device)[:, None] + (m - n)  # (n, 1)
     for start in range(0, m, block_size):
         stop = min(start + block_size, m)
         scores = queries @ keys[..., start:stop, :].transpose(-2, -1) * scale
@@ -248,7 +250,7 @@ def tiled_attention(
             allowed = mask[..., start:stop] if mask.shape[-1] == m else mask
         if causal:
             columns = torch.arange(start, stop, device=queries.device)[None, :]
-            below = columns <= rows
+            below = columns <= last_key
             allowed = below if allowed is None else allowed & below
         if allowed is not None:
             scores = scores.masked_fill(~allowed, float("-inf"))

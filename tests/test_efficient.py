@@ -1,6 +1,7 @@
 """Unit 09's efficient attention: each variant against the plain computation."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -182,6 +183,35 @@ def test_tiled_with_masks(block):
     out = tiled_attention(q, k, v, padding, block_size=block, causal=True)
     expected = scaled_dot_product_attention(q, k, v, causal & padding)[0]
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n, m", [(1, 5), (3, 10), (10, 10), (6, 4)])
+@pytest.mark.parametrize("block", [1, 3, 16])
+def test_tiled_causal_is_aligned_bottom_right(n, m, block):
+    """With n queries and m keys, query i sees keys j <= i + m - n (the queries are the
+    last n positions), as PyTorch's causal_lower_right; n > m leaves the first n - m
+    queries without a key, and their output is zero (as SDPA's)."""
+    from torch.nn.attention.bias import causal_lower_right
+
+    q, k, v = qkv((2,), n, m, seed=5)
+    out = tiled_attention(q, k, v, block_size=block, causal=True)
+    with warnings.catch_warnings():  # PyTorch warns of NaNs when n > m; it gives zeros
+        warnings.simplefilter("ignore", UserWarning)
+        bias = causal_lower_right(n, m)
+        reference = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-5)
+    i, j = torch.arange(n)[:, None], torch.arange(m)[None, :]
+    expected, _ = scaled_dot_product_attention(q, k, v, j <= i + m - n)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_tiled_causal_decode_step_sees_every_key():
+    """One new query against 5 keys (a decode step): the query is the last position and
+    sees all 5 keys, not only the first (top-left alignment would return v[0])."""
+    q, k, v = qkv((1,), 1, 5, seed=6)
+    out = tiled_attention(q, k, v, block_size=2, causal=True)
+    torch.testing.assert_close(out, scaled_dot_product_attention(q, k, v)[0])
+    assert not torch.allclose(out, v[..., :1, :], atol=1e-3)
 
 
 def test_tiled_fully_masked_row_gives_zeros():
