@@ -179,6 +179,24 @@ class MiniTransformer(nn.Module):
         self.output = nn.Linear(c.d_model, c.vocab_size, bias=False)
         if c.tie_embeddings:
             self.output.weight = self.token_embedding.weight
+        self.initialise()
+
+    @torch.no_grad()
+    def initialise(self) -> None:
+        """GPT-2's initialisation (Radford et al. 2019): embedding and linear weights
+        from N(0, 0.02^2), zero biases, LayerNorms at scale 1 and shift 0, and the two
+        projections that add into the residual stream in each block (``W_o`` and
+        ``ffn.down``) at std 0.02 / sqrt(2 * num_layers). The initial loss is then
+        close to log(vocab_size), tied or not."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        residual_std = 0.02 / math.sqrt(2 * self.config.num_layers)
+        for block in self.blocks:
+            nn.init.normal_(block.attention.W_o.weight, std=residual_std)
+            nn.init.normal_(block.ffn.down.weight, std=residual_std)
 
     def attention_mask(self, n: int, start: int = 0) -> Tensor:
         """``(n, start + n)`` boolean: queries at positions ``start .. start + n - 1``

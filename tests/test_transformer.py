@@ -164,6 +164,43 @@ def test_gpt2_small_parameter_count():
     )
 
 
+@pytest.mark.parametrize("tie", [False, True])
+@pytest.mark.parametrize("d_model, vocab_size", [(64, 100), (256, 100), (64, 1000)])
+def test_initial_loss_is_about_log_vocab_size(d_model, vocab_size, tie):
+    """GPT-2's initialisation: an untrained model's loss on random tokens is within 0.1
+    of log V (a uniform guess), tied or not. nn.Embedding's N(0, 1) as a tied output
+    matrix started near 43 at d 64 and 174 at d 256 (V 100)."""
+    torch.manual_seed(0)
+    config = TransformerConfig(vocab_size, 32, d_model, num_heads=4, tie_embeddings=tie)
+    model = MiniTransformer(config)
+    tokens = torch.randint(
+        0, vocab_size, (16, 32), generator=torch.Generator().manual_seed(1)
+    )
+    with torch.no_grad():
+        loss = lm_loss(model(tokens)[0], tokens).item()
+    assert abs(loss - math.log(vocab_size)) < 0.1, (loss, math.log(vocab_size))
+
+
+def test_initialisation_is_gpt2s():
+    torch.manual_seed(0)
+    num_layers = 8
+    model = MiniTransformer(
+        TransformerConfig(500, 64, 128, num_layers=num_layers, tie_embeddings=True)
+    )
+    assert model.output.weight is model.token_embedding.weight
+    residual = 0.02 / math.sqrt(2 * num_layers)
+    for name, p in model.named_parameters():
+        if "norm" in name:
+            expected = 1.0 if name.endswith("weight") else 0.0
+            assert torch.equal(p, torch.full_like(p, expected)), name
+        elif name.endswith("bias"):
+            assert torch.equal(p, torch.zeros_like(p)), name
+        else:
+            std = residual if name.endswith(("W_o.weight", "down.weight")) else 0.02
+            assert abs(p.std().item() / std - 1) < 0.1, (name, p.std().item(), std)
+            assert abs(p.mean().item()) < 0.1 * std, name
+
+
 def test_same_seed_same_model_same_training():
     def train_two_steps():
         torch.manual_seed(4)
