@@ -33,6 +33,7 @@ from torch import Tensor
 from .attention import merge_heads, scaled_dot_product_attention, split_heads
 from .masks import causal_band
 from .positional import apply_rope
+from .train import evaluating
 from .transformer import MiniTransformer, next_token
 
 # --- the key-value cache ----------------------------------------------------------------
@@ -145,13 +146,13 @@ def generate_cached(
             f"{prompt.shape[1]} + {num_tokens} tokens do not fit in the context "
             f"of {model.config.context_length}; a cache cannot slide a learned context"
         )
-    model.eval()
     tokens, cache, step_input = prompt, KVCache(), prompt
-    for _ in range(num_tokens):
-        logits, cache = cached_forward(model, step_input, cache)
-        new = next_token(logits[:, -1], temperature, top_k, greedy, generator)
-        tokens = torch.cat([tokens, new], dim=1)
-        step_input = new
+    with evaluating(model):
+        for _ in range(num_tokens):
+            logits, cache = cached_forward(model, step_input, cache)
+            new = next_token(logits[:, -1], temperature, top_k, greedy, generator)
+            tokens = torch.cat([tokens, new], dim=1)
+            step_input = new
     return tokens
 
 

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from .attention import AdditiveAttention
 from .data import TARGET_STEPS, CharVocab
 from .masks import padding_mask
+from .train import evaluating
 from .transformer import MiniTransformer, TransformerConfig  # noqa: F401  (Unit 08)
 
 
@@ -206,19 +207,20 @@ def greedy_decode(
     including its first EOS, then PAD. Decoding stops after ``max_steps`` steps, or
     earlier, after the step at which the last unfinished row writes its EOS.
     """
-    annotations, mask, state = model.encode(ids, lengths)
-    previous = torch.full(
-        (ids.shape[0],), CharVocab.BOS, dtype=torch.long, device=ids.device
-    )
-    finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
-    outputs = []
-    for _ in range(max_steps):
-        logits, state, _ = model.decoder.step(previous, state, annotations, mask)
-        previous = logits.argmax(dim=-1).masked_fill(finished, CharVocab.PAD)
-        outputs.append(previous)
-        finished = finished | (previous == CharVocab.EOS)
-        if finished.all():
-            break
+    with evaluating(model):
+        annotations, mask, state = model.encode(ids, lengths)
+        previous = torch.full(
+            (ids.shape[0],), CharVocab.BOS, dtype=torch.long, device=ids.device
+        )
+        finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+        outputs = []
+        for _ in range(max_steps):
+            logits, state, _ = model.decoder.step(previous, state, annotations, mask)
+            previous = logits.argmax(dim=-1).masked_fill(finished, CharVocab.PAD)
+            outputs.append(previous)
+            finished = finished | (previous == CharVocab.EOS)
+            if finished.all():
+                break
     return torch.stack(outputs, dim=1)
 
 
@@ -233,7 +235,7 @@ def translate(
     """Greedy decoding of ``texts`` for ``steps`` steps; returns the outputs (each up to
     its first EOS) and the attention weights ``(len(texts), steps, longest)`` (None for
     a model without attention)."""
-    model.eval()
     ids, lengths = source_vocab.encode(texts)
-    logits, weights = model(ids, lengths, steps=steps)
+    with evaluating(model):
+        logits, weights = model(ids, lengths, steps=steps)
     return target_vocab.decode(logits.argmax(dim=-1)), weights

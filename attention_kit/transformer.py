@@ -34,6 +34,7 @@ from .attention import (
 )
 from .masks import causal_band
 from .positional import apply_rope, sinusoidal_encoding
+from .train import evaluating
 
 POSITIONS = ("learned", "sinusoidal", "rope", "none")
 
@@ -299,12 +300,12 @@ def generate(
     Each new token is :func:`next_token` of the last position's logits: the most likely
     (``greedy``) or drawn with ``generator``. Returns ``(batch, n + num_tokens)``.
     """
-    model.eval()
     tokens = prompt
-    for _ in range(num_tokens):
-        logits, _ = model(tokens[:, -model.config.context_length :])
-        new = next_token(logits[:, -1], temperature, top_k, greedy, generator)
-        tokens = torch.cat([tokens, new], dim=1)
+    with evaluating(model):
+        for _ in range(num_tokens):
+            logits, _ = model(tokens[:, -model.config.context_length :])
+            new = next_token(logits[:, -1], temperature, top_k, greedy, generator)
+            tokens = torch.cat([tokens, new], dim=1)
     return tokens
 
 
@@ -338,8 +339,8 @@ def recall_loss(model: MiniTransformer, batch: tuple[Tensor, Tensor]) -> Tensor:
 @torch.no_grad()
 def recall_accuracy(model: MiniTransformer, inputs: Tensor, targets: Tensor) -> float:
     """The fraction of sequences whose most likely last-position token is the value."""
-    model.eval()
-    logits, _ = model(inputs)
+    with evaluating(model):
+        logits, _ = model(inputs)
     return (logits[:, -1].argmax(dim=-1) == targets).float().mean().item()
 
 
@@ -353,11 +354,11 @@ def text_windows(ids: Tensor, length: int) -> Tensor:
 def bits_per_character(model: MiniTransformer, ids: Tensor) -> float:
     """The LM loss in bits per character on a 1-D text, cut into chunks of the model's
     context; the first character of each chunk is context only, never a target."""
-    model.eval()
     length = model.config.context_length
     chunks = ids[: len(ids) // length * length].view(-1, length)
-    nats = sum(  # every chunk has length - 1 targets: weigh each batch by its rows
-        lm_loss(model(batch)[0], batch).item() * len(batch)
-        for batch in chunks.split(256)
-    )
+    with evaluating(model):
+        nats = sum(  # every chunk has length - 1 targets: weigh each batch by its rows
+            lm_loss(model(batch)[0], batch).item() * len(batch)
+            for batch in chunks.split(256)
+        )
     return nats / len(chunks) / math.log(2)
