@@ -129,7 +129,7 @@ def attention_mask(
     mask: Tensor | None,
     n: int,
     m: int,
-    key_padding_mask: Tensor | None = None,
+    valid_keys: Tensor | None = None,
     head_axis: bool = False,
 ) -> Tensor | None:
     """The boolean mask (True = may attend) that the attention layers below apply to
@@ -140,15 +140,15 @@ def attention_mask(
     an axis for the heads, and a 4-D mask is used as given. A 2-D mask always means
     ``(n, m)``: any other 2-D shape is an error, because a ``(batch, m)`` padding mask
     read as ``(n, m)`` would silently give query i the mask of sequence i.
-    ``key_padding_mask`` ``(batch, m)``, True at real keys, is the explicit way to pass
-    padding; it is combined with ``mask`` by logical and.
+    ``valid_keys`` ``(batch, m)``, True at real keys that may be attended, is the
+    explicit way to pass padding; it is combined with ``mask`` by logical and.
     """
     if mask is not None:
         if mask.dim() == 2 and mask.shape[0] not in (1, n):
             raise ValueError(
                 f"a 2-D mask means (n, m) = ({n}, {m}), query by key (e.g. "
                 f"causal_mask(n)); got shape {tuple(mask.shape)}. For a (batch, m) "
-                "padding mask write mask[:, None, :], or pass it as key_padding_mask."
+                "padding mask write mask[:, None, :], or pass it as valid_keys."
             )
         if mask.shape[-1] not in (1, m):
             raise ValueError(
@@ -157,17 +157,13 @@ def attention_mask(
             )
         if head_axis and mask.dim() == 3:
             mask = mask.unsqueeze(1)  # the same mask for every head
-    if key_padding_mask is not None:
-        if key_padding_mask.dim() != 2 or key_padding_mask.shape[-1] != m:
+    if valid_keys is not None:
+        if valid_keys.dim() != 2 or valid_keys.shape[-1] != m:
             raise ValueError(
-                f"key_padding_mask must be (batch, m) with m = {m}, True at real keys; "
-                f"got shape {tuple(key_padding_mask.shape)}."
+                f"valid_keys must be (batch, m) with m = {m}, True at real keys; "
+                f"got shape {tuple(valid_keys.shape)}."
             )
-        padding = (
-            key_padding_mask[:, None, None, :]
-            if head_axis
-            else key_padding_mask[:, None, :]
-        )
+        padding = valid_keys[:, None, None, :] if head_axis else valid_keys[:, None, :]
         mask = padding if mask is None else mask & padding
     return mask
 
@@ -190,19 +186,19 @@ class SelfAttention(nn.Module):
         x: Tensor,
         mask: Tensor | None = None,
         *,
-        key_padding_mask: Tensor | None = None,
+        valid_keys: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """x ``(batch, n, embed_dim)`` -> output ``(batch, n, value_dim)`` and weights
         ``(batch, n, n)``.
 
         ``mask`` (True = may attend) is ``(n,)``, ``(n, n)`` (e.g. ``causal_mask(n)``) or
         ``(batch, n, n)`` / ``(batch, 1, n)``; a 2-D mask always means ``(n, n)``.
-        ``key_padding_mask`` ``(batch, n)`` is True at real tokens (the opposite of
-        ``nn.MultiheadAttention``'s ``key_padding_mask``, where True means "ignore").
-        See :func:`attention_mask`.
+        ``valid_keys`` ``(batch, n)`` is True at real tokens (``nn.MultiheadAttention``'s
+        ``key_padding_mask`` is its negation: True means "ignore"). See
+        :func:`attention_mask`.
         """
         n = x.shape[-2]
-        mask = attention_mask(mask, n, n, key_padding_mask)
+        mask = attention_mask(mask, n, n, valid_keys)
         return scaled_dot_product_attention(self.W_q(x), self.W_k(x), self.W_v(x), mask)
 
 
@@ -258,7 +254,7 @@ class MultiHeadAttention(nn.Module):
         value: Tensor,
         mask: Tensor | None = None,
         *,
-        key_padding_mask: Tensor | None = None,
+        valid_keys: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """query ``(batch, n, embed_dim)``, key and value ``(batch, m, embed_dim)``.
 
@@ -266,15 +262,15 @@ class MultiHeadAttention(nn.Module):
         ``(m,)``, ``(n, m)`` or ``(batch, n, m)`` (``(batch, 1, m)`` for padding); a 4-D
         mask ``(batch, heads, n, m)`` is used as given. A 2-D mask always means
         ``(n, m)``, query by key; another 2-D shape raises a ValueError. Pass a
-        ``(batch, m)`` padding mask as ``key_padding_mask`` (True at real keys: the
-        opposite of ``nn.MultiheadAttention``'s ``key_padding_mask``, where True means
-        "ignore") or as ``mask[:, None, :]``. See :func:`attention_mask`.
+        ``(batch, m)`` padding mask as ``valid_keys`` (True at real keys;
+        ``nn.MultiheadAttention``'s ``key_padding_mask`` is its negation) or as
+        ``mask[:, None, :]``. See :func:`attention_mask`.
 
         Returns:
             output ``(batch, n, embed_dim)`` and weights ``(batch, heads, n, m)``.
         """
         mask = attention_mask(
-            mask, query.shape[-2], key.shape[-2], key_padding_mask, head_axis=True
+            mask, query.shape[-2], key.shape[-2], valid_keys, head_axis=True
         )
         q = split_heads(self.W_q(query), self.num_heads)
         k = split_heads(self.W_k(key), self.num_heads)
