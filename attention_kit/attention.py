@@ -255,6 +255,7 @@ class MultiHeadAttention(nn.Module):
         mask: Tensor | None = None,
         *,
         valid_keys: Tensor | None = None,
+        positions: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """query ``(batch, n, embed_dim)``, key and value ``(batch, m, embed_dim)``.
 
@@ -264,7 +265,8 @@ class MultiHeadAttention(nn.Module):
         ``(n, m)``, query by key; another 2-D shape raises a ValueError. Pass a
         ``(batch, m)`` padding mask as ``valid_keys`` (True at real keys;
         ``nn.MultiheadAttention``'s ``key_padding_mask`` is its negation) or as
-        ``mask[:, None, :]``. See :func:`attention_mask`.
+        ``mask[:, None, :]``. See :func:`attention_mask`. ``positions`` is passed on to
+        :meth:`transform_queries_keys` (unused here).
 
         Returns:
             output ``(batch, n, embed_dim)`` and weights ``(batch, heads, n, m)``.
@@ -274,9 +276,18 @@ class MultiHeadAttention(nn.Module):
         )
         q = split_heads(self.W_q(query), self.num_heads)
         k = split_heads(self.W_k(key), self.num_heads)
+        q, k = self.transform_queries_keys(q, k, positions)
         v = split_heads(self.W_v(value), self.num_heads)
         heads, weights = scaled_dot_product_attention(q, k, v, mask)
         return self.W_o(merge_heads(heads)), weights
+
+    def transform_queries_keys(
+        self, q: Tensor, k: Tensor, positions: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """Where a subclass changes the projected queries ``(batch, heads, n, head_dim)``
+        and keys ``(batch, heads, m, head_dim)`` before the scores (RoPE rotates them);
+        the identity here."""
+        return q, k
 
     @torch.no_grad()
     def load_from_torch(self, reference: nn.MultiheadAttention) -> MultiHeadAttention:

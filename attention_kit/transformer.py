@@ -25,13 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import (
-    MultiHeadAttention,
-    attention_mask,
-    merge_heads,
-    scaled_dot_product_attention,
-    split_heads,
-)
+from .attention import MultiHeadAttention
 from .masks import causal_band
 from .positional import apply_rope, sinusoidal_encoding
 from .train import evaluating
@@ -56,25 +50,15 @@ class FeedForward(nn.Module):
 
 
 class RotaryMultiHeadAttention(MultiHeadAttention):
-    """:class:`MultiHeadAttention` with RoPE (Su et al. 2021): every head's queries and
+    """:class:`MultiHeadAttention` with RoPE (Su et al. 2021): each head's queries and
     keys are rotated by their positions before the scores; values are not."""
 
-    def forward(
-        self,
-        query: Tensor,
-        key: Tensor,
-        value: Tensor,
-        mask: Tensor | None = None,
-        positions: Tensor | None = None,
+    def transform_queries_keys(
+        self, q: Tensor, k: Tensor, positions: Tensor | None
     ) -> tuple[Tensor, Tensor]:
-        """As :meth:`MultiHeadAttention.forward` (self-attention: query, key and value
-        have the same length); ``positions`` ``(n,)`` defaults to ``0..n-1``."""
-        mask = attention_mask(mask, query.shape[-2], key.shape[-2], head_axis=True)
-        q = apply_rope(split_heads(self.W_q(query), self.num_heads), positions)
-        k = apply_rope(split_heads(self.W_k(key), self.num_heads), positions)
-        v = split_heads(self.W_v(value), self.num_heads)
-        heads, weights = scaled_dot_product_attention(q, k, v, mask)
-        return self.W_o(merge_heads(heads)), weights
+        """q ``(batch, heads, n, head_dim)`` and k ``(batch, heads, m, head_dim)``
+        rotated by ``positions`` ``(n,)`` (n = m), or by ``0..n-1`` and ``0..m-1``."""
+        return apply_rope(q, positions), apply_rope(k, positions)
 
 
 class Block(nn.Module):

@@ -16,7 +16,7 @@ from attention_kit.data import (
     associative_recall,
     ngram_bits_per_character,
 )
-from attention_kit.masks import causal_mask, leaks_future
+from attention_kit.masks import causal_mask, leaks_future, padding_mask
 from attention_kit.models import MiniTransformer as ReExported
 from attention_kit.transformer import (
     Block,
@@ -378,6 +378,79 @@ def test_rotary_attention_reads_masks_as_multi_head_attention_does():
     )
     with pytest.raises(ValueError, match="padding"):
         layer(x, x, x, padding)  # (batch, m) with batch != n
+
+
+def rotary_and_plain(embed_dim=8, num_heads=2):
+    from attention_kit.attention import MultiHeadAttention
+    from attention_kit.transformer import RotaryMultiHeadAttention
+
+    torch.manual_seed(0)
+    rotary = RotaryMultiHeadAttention(embed_dim, num_heads)
+    plain = MultiHeadAttention(embed_dim, num_heads)
+    plain.load_state_dict(rotary.state_dict())
+    return rotary, plain
+
+
+def test_rotary_attention_with_rope_off_is_multi_head_attention():
+    """RotaryMultiHeadAttention changes only transform_queries_keys: at position 0 for
+    every token (a rotation by 0) it is MultiHeadAttention, masks and valid_keys too."""
+    rotary, plain = rotary_and_plain()
+    x = torch.randn(3, 5, 8, generator=torch.Generator().manual_seed(1))
+    valid = padding_mask(torch.tensor([5, 3, 1]), 5)
+    zeros = torch.zeros(5, dtype=torch.long)
+    for mask in (None, causal_mask(5)):
+        ours = rotary(x, x, x, mask, valid_keys=valid, positions=zeros)
+        expected = plain(x, x, x, mask, valid_keys=valid)
+        torch.testing.assert_close(ours, expected)
+    assert (expected[1][2, :, :, 1:] == 0).all()  # sequence 2 has one real key
+    moved = rotary(x, x, x, causal_mask(5), valid_keys=valid)[0]  # positions 0..4
+    assert not torch.allclose(moved, expected[0], atol=1e-3)
+
+
+def rotate_by_hand(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Rotate pair (2i, 2i+1) of the row at position t by the angle t * 10000^(-2i/d),
+    with an explicit 2x2 rotation matrix per pair and position."""
+    d = x.shape[-1]
+    out = torch.empty_like(x)
+    for row, t in enumerate(positions.tolist()):
+        for i in range(d // 2):
+            angle = t * 10000 ** (-2 * i / d)
+            c, s = math.cos(angle), math.sin(angle)
+            rotation = torch.tensor([[c, -s], [s, c]], dtype=x.dtype)
+            pair = x[..., row, 2 * i : 2 * i + 2]
+            out[..., row, 2 * i : 2 * i + 2] = pair @ rotation.T
+    return out
+
+
+def test_rotary_attention_equals_rope_attention_by_hand():
+    """q and k projected, split into heads, rotated by their positions, masked by a
+    causal mask and valid_keys, attended, merged and projected: by hand, step by step."""
+    rotary, _ = rotary_and_plain(embed_dim=8, num_heads=2)
+    batch, n, heads, head_dim = 2, 4, 2, 4
+    x = torch.randn(batch, n, 8, generator=torch.Generator().manual_seed(2))
+    valid = padding_mask(torch.tensor([4, 2]), n)
+    positions = torch.arange(3, 3 + n)  # as after a cache of 3 tokens
+
+    def heads_of(linear):
+        return linear(x).view(batch, n, heads, head_dim).transpose(1, 2)
+
+    with torch.no_grad():
+        q = rotate_by_hand(heads_of(rotary.W_q), positions)
+        k = rotate_by_hand(heads_of(rotary.W_k), positions)
+        v = heads_of(rotary.W_v)
+        allowed = causal_mask(n) & valid[:, None, None, :]
+        scores = (q @ k.transpose(-2, -1) / math.sqrt(head_dim)).masked_fill(
+            ~allowed, float("-inf")
+        )
+        weights = torch.softmax(scores, dim=-1)
+        merged = (weights @ v).transpose(1, 2).reshape(batch, n, 8)
+        expected = rotary.W_o(merged)
+        out, ours = rotary(
+            x, x, x, causal_mask(n), valid_keys=valid, positions=positions
+        )
+    torch.testing.assert_close(ours, weights)
+    torch.testing.assert_close(out, expected)
+    assert (ours[1, ..., 2:] == 0).all()  # the padded keys of sequence 1
 
 
 def test_next_token_is_the_shared_choice_of_both_generators():
