@@ -83,21 +83,27 @@ class Block(nn.Module):
         self.ffn = FeedForward(d_model, d_ff)
 
     def forward(
-        self, x: Tensor, mask: Tensor | None = None, **attention_kwargs
+        self, x: Tensor, mask: Tensor | None = None, positions: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """x ``(batch, n, d_model)``, mask ``(n, n)`` (True = may attend) -> the new
-        x ``(batch, n, d_model)`` and the weights ``(batch, heads, n, n)``."""
-
-        def attend(normed: Tensor) -> tuple[Tensor, Tensor]:
-            return self.attention(normed, normed, normed, mask, **attention_kwargs)
-
-        return self.around(x, attend)
+        """x ``(batch, n, d_model)``, mask ``(n, n)`` (True = may attend), positions
+        ``(n,)`` (for RoPE) -> the new x ``(batch, n, d_model)`` and the weights
+        ``(batch, heads, n, n)``."""
+        if self.pre_norm:
+            normed = self.norm1(x)
+            update, weights = self.attention(
+                normed, normed, normed, mask, positions=positions
+            )
+            x = x + update
+            x = x + self.ffn(self.norm2(x))
+        else:
+            update, weights = self.attention(x, x, x, mask, positions=positions)
+            x = self.norm1(x + update)
+            x = self.norm2(x + self.ffn(x))
+        return x, weights
 
     def around(self, x: Tensor, attend) -> tuple[Tensor, Tensor]:
-        """The LayerNorms, residual connections and feed-forward network around
-        ``attend``, a function of the (normalised, for pre-LN) activations
-        ``(batch, n, d_model)`` that returns (update, weights);
-        Unit 09's cache passes one that also reads cached keys and values."""
+        """Unit 09's cache until it reads the block explicitly: ``attend`` maps the
+        (normalised, for pre-LN) activations to (update, weights)."""
         if self.pre_norm:
             update, weights = attend(self.norm1(x))
             x = x + update
@@ -211,11 +217,10 @@ class MiniTransformer(nn.Module):
             )
         positions = torch.arange(start, start + n, device=tokens.device)
         x = self.embed(tokens, positions)
-        extra = {"positions": positions} if self.config.positions == "rope" else {}
         mask = self.attention_mask(n, start)[:, start:]
         weights = []
         for block in self.blocks:
-            x, w = block(x, mask, **extra)
+            x, w = block(x, mask, positions)
             weights.append(w)
         return self.output(self.final_norm(x)), weights
 
