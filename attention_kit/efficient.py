@@ -2,19 +2,12 @@
 windows and linear attention.
 
 - :func:`generate_cached` extends a prompt with Unit 08's :class:`MiniTransformer`,
-  feeding one new token per step and keeping every layer's keys and values in a
-  :class:`KVCache`; it reuses the model's own code (``MiniTransformer.embed``,
-  ``Block.around`` for the LayerNorms, residuals and feed-forward network, and each
-  block's ``W_q``, ``W_k``, ``W_v``, ``W_o``) and supplies only the attention that reads
-  the cache, so it computes what :func:`attention_kit.transformer.generate` computes,
-  without the recomputation.
-- :func:`tiled_attention` is exact softmax attention computed over blocks of keys with
-  an online softmax (a running maximum, a running sum and a rescaled output
-  accumulator), the algorithm of FlashAttention (Dao et al. 2022) in plain PyTorch: it
-  never holds more than ``(n, block_size)`` scores at a time.
-- :func:`sliding_window_mask` is the band mask of sliding-window attention.
-- :func:`linear_attention` is the linear attention of Katharopoulos et al. (2020) with
-  the feature map elu(x) + 1, non-causal and causal (a running sum over positions).
+  one new token per step, keeping every layer's keys and values in a preallocated
+  :class:`KVCache`; :func:`cached_forward` runs the model's own modules on the new
+  tokens only, and gives the tokens :func:`attention_kit.transformer.generate` gives.
+- :func:`tiled_attention`: exact attention over blocks of keys with an online softmax.
+- :func:`sliding_window_mask` and :func:`sliding_window_attention`: a band of keys.
+- :func:`linear_attention`: Katharopoulos et al. (2020), non-causal and causal.
 
 Shapes follow the course: queries ``(..., n, d_k)``, keys ``(..., m, d_k)``, values
 ``(..., m, d_v)``, masks boolean with True = may attend, broadcastable to ``(..., n, m)``.
@@ -24,15 +17,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .attention import merge_heads, scaled_dot_product_attention, split_heads
+from .attention import (
+    MultiHeadAttention,
+    merge_heads,
+    scaled_dot_product_attention,
+    split_heads,
+)
 from .masks import causal_band
-from .positional import apply_rope
 from .train import evaluating
 from .transformer import MiniTransformer, next_token
 
@@ -41,15 +37,39 @@ from .transformer import MiniTransformer, next_token
 
 @dataclass
 class KVCache:
-    """Every layer's keys and values so far: ``keys[l]`` and ``values[l]`` are
-    ``(batch, heads, length, head_dim)``; with RoPE the keys are stored rotated."""
+    """Every layer's keys and values, allocated once: ``keys[l]`` and ``values[l]`` are
+    ``(batch, heads, capacity, head_dim)``, of which the first ``length`` positions are
+    filled; with RoPE the keys are stored rotated. ``KVCache()`` is empty until
+    :func:`cached_forward` allocates it for the model's whole context."""
 
     keys: list[Tensor] = field(default_factory=list)
     values: list[Tensor] = field(default_factory=list)
+    length: int = 0
+
+    @classmethod
+    def allocate(
+        cls, model: MiniTransformer, batch: int, capacity: int | None = None
+    ) -> KVCache:
+        """Zeros for ``capacity`` positions (default: the model's context) in every
+        layer, in the model's dtype and on its device."""
+        config = model.config
+        capacity = config.context_length if capacity is None else capacity
+        if capacity > config.context_length:
+            raise ValueError(
+                f"a cache of {capacity} positions, the context is {config.context_length}"
+            )
+        head_dim = config.d_model // config.num_heads
+        shape = (batch, config.num_heads, capacity, head_dim)
+        weight = model.output.weight
+
+        def zeros() -> list[Tensor]:
+            return [weight.new_zeros(shape) for _ in model.blocks]
+
+        return cls(zeros(), zeros())
 
     @property
-    def length(self) -> int:
-        """How many positions are cached (0 for an empty cache)."""
+    def capacity(self) -> int:
+        """How many positions the cache can hold (0 before it is allocated)."""
         return self.keys[0].shape[-2] if self.keys else 0
 
     def nbytes(self) -> int:
@@ -85,43 +105,55 @@ def cached_forward(
     model: MiniTransformer, tokens: Tensor, cache: KVCache
 ) -> tuple[Tensor, KVCache]:
     """Run ``model`` on new tokens ``(batch, n)`` that follow the ``cache.length``
-    tokens already in ``cache``; returns logits ``(batch, n, vocab_size)`` and the cache
-    with the new keys and values appended (a new object; ``cache`` is not changed).
+    tokens in ``cache``: returns logits ``(batch, n, vocab_size)`` and ``cache`` itself,
+    with the new keys and values written in place after the old ones.
 
-    The new tokens sit at positions ``cache.length .. cache.length + n - 1``: learned
-    and sinusoidal positions are looked up there, and RoPE rotates the new queries and
-    keys by those positions (the cached keys were rotated when they were new). The mask
-    is the model's own (causal, and windowed if the model has a window), ``(n, past + n)``.
+    The new tokens sit at positions ``past .. past + n - 1`` (past = ``cache.length``);
+    the mask is the model's own (causal, windowed if the model has a window).
     """
-    config = model.config
     past, n = cache.length, tokens.shape[1]
-    if past + n > config.context_length:
-        raise ValueError(f"{past + n} tokens, context is {config.context_length}")
+    if not cache.keys:  # KVCache(): allocate it here, for the model's whole context
+        empty = KVCache.allocate(model, batch=tokens.shape[0])
+        cache.keys, cache.values = empty.keys, empty.values
+    if past + n > cache.capacity:
+        raise ValueError(f"{past + n} tokens, the cache holds {cache.capacity}")
     positions = torch.arange(past, past + n, device=tokens.device)
-    x = model.embed(tokens, positions)
     mask = model.attention_mask(n, start=past)  # (n, past + n)
-    new = KVCache()
+    x = model.embed(tokens, positions)
+    for block, keys, values in zip(model.blocks, cache.keys, cache.values, strict=True):
+        # views of this layer's cache up to the new tokens, which attention fills in
+        step = (keys[:, :, : past + n], values[:, :, : past + n], positions, mask)
+        if block.pre_norm:
+            x = x + attend_with_cache(block.attention, block.norm1(x), *step)
+            x = x + block.ffn(block.norm2(x))
+        else:
+            x = block.norm1(x + attend_with_cache(block.attention, x, *step))
+            x = block.norm2(x + block.ffn(x))
+    cache.length = past + n
+    return model.output(model.final_norm(x)), cache
 
-    def attend_with_cache(
-        normed: Tensor, layer: int, attention
-    ) -> tuple[Tensor, Tensor]:
-        q = split_heads(attention.W_q(normed), attention.num_heads)
-        k = split_heads(attention.W_k(normed), attention.num_heads)
-        v = split_heads(attention.W_v(normed), attention.num_heads)
-        if config.positions == "rope":
-            q, k = apply_rope(q, positions), apply_rope(k, positions)
-        if past:
-            k = torch.cat([cache.keys[layer], k], dim=-2)  # the sequence axis
-            v = torch.cat([cache.values[layer], v], dim=-2)
-        new.keys.append(k)
-        new.values.append(v)
-        heads, weights = scaled_dot_product_attention(q, k, v, mask)
-        return attention.W_o(merge_heads(heads)), weights
 
-    for layer, block in enumerate(model.blocks):
-        attend = partial(attend_with_cache, layer=layer, attention=block.attention)
-        x, _ = block.around(x, attend)  # the block's own norms, residuals and FFN
-    return model.output(model.final_norm(x)), new
+def attend_with_cache(
+    attention: MultiHeadAttention,
+    x: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    positions: Tensor,
+    mask: Tensor,
+) -> Tensor:
+    """``attention`` for the new tokens x ``(batch, n, d_model)`` at ``positions``
+    ``(n,)``: their keys and values are written into the last n positions of ``keys``
+    and ``values`` ``(batch, heads, past + n, head_dim)`` (views of the cache), and
+    their queries attend over all past + n with ``mask`` ``(n, past + n)``.
+    Returns ``(batch, n, d_model)``."""
+    n = x.shape[-2]
+    q = split_heads(attention.W_q(x), attention.num_heads)
+    k = split_heads(attention.W_k(x), attention.num_heads)
+    q, k = attention.transform_queries_keys(q, k, positions)  # RoPE rotates here
+    keys[:, :, -n:] = k
+    values[:, :, -n:] = split_heads(attention.W_v(x), attention.num_heads)
+    heads, _ = scaled_dot_product_attention(q, keys, values, mask)
+    return attention.W_o(merge_heads(heads))
 
 
 @torch.no_grad()
@@ -146,7 +178,8 @@ def generate_cached(
             f"{prompt.shape[1]} + {num_tokens} tokens do not fit in the context "
             f"of {model.config.context_length}; a cache cannot slide a learned context"
         )
-    tokens, cache, step_input = prompt, KVCache(), prompt
+    cache = KVCache.allocate(model, len(prompt), prompt.shape[1] + num_tokens)
+    tokens, step_input = prompt, prompt
     with evaluating(model):
         for _ in range(num_tokens):
             logits, cache = cached_forward(model, step_input, cache)

@@ -1,19 +1,10 @@
-"""A small decoder-only transformer (Unit 08), one screen of code per class.
-
-The pieces of Units 01-07 put together in the GPT layout (Radford et al. 2019): token
-embedding plus positions, ``num_layers`` blocks of pre-LayerNorm causal self-attention
-and a position-wise feed-forward network, each wrapped in a residual connection, a
-final LayerNorm, and a linear map to one score (logit) per vocabulary entry.
+"""A small decoder-only transformer (Unit 08) in the GPT layout (Radford et al. 2019).
 
 Shapes: tokens ``(batch, n)`` of integer ids; activations ``(batch, n, d_model)``;
 attention weights ``(batch, heads, n, n)``; logits ``(batch, n, vocab_size)``.
-
-For a key-value cache (Unit 09): every block's keys and values come from
-``block.attention.W_k`` and ``W_v`` applied to ``block.norm1(x)`` (pre-LN), and
-:meth:`MiniTransformer.forward` takes ``start``, the position of the first token it is
-given, so that new tokens can be fed one at a time with the right positions;
-:meth:`MiniTransformer.embed` and :meth:`Block.around` let the cache reuse the model's
-embeddings and blocks around its own attention.
+Unit 09's key-value cache (:func:`attention_kit.efficient.cached_forward`) reuses
+:meth:`MiniTransformer.embed`, :meth:`MiniTransformer.attention_mask` and each block's
+modules.
 """
 
 from __future__ import annotations
@@ -97,19 +88,6 @@ class Block(nn.Module):
             x = x + self.ffn(self.norm2(x))
         else:
             update, weights = self.attention(x, x, x, mask, positions=positions)
-            x = self.norm1(x + update)
-            x = self.norm2(x + self.ffn(x))
-        return x, weights
-
-    def around(self, x: Tensor, attend) -> tuple[Tensor, Tensor]:
-        """Unit 09's cache until it reads the block explicitly: ``attend`` maps the
-        (normalised, for pre-LN) activations to (update, weights)."""
-        if self.pre_norm:
-            update, weights = attend(self.norm1(x))
-            x = x + update
-            x = x + self.ffn(self.norm2(x))
-        else:
-            update, weights = attend(x)
             x = self.norm1(x + update)
             x = self.norm2(x + self.ffn(x))
         return x, weights

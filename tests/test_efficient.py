@@ -22,6 +22,7 @@ from attention_kit.efficient import (
     tiled_attention,
 )
 from attention_kit.masks import causal_mask, padding_mask
+from attention_kit.positional import apply_rope
 from attention_kit.transformer import MiniTransformer, TransformerConfig, generate
 
 
@@ -85,6 +86,48 @@ def test_cache_does_not_exceed_context():
     model = model_with("learned")
     with pytest.raises(ValueError, match="context"):
         generate_cached(model, torch.zeros(1, 20, dtype=torch.long), 5)
+
+
+def test_cache_is_allocated_once_and_filled_in_place():
+    """KVCache.allocate makes every layer's tensors once; cached_forward writes each
+    step's keys and values into them (no torch.cat, no new tensors) and returns the
+    same cache. The filled part holds the keys and values of a full pass."""
+    model = model_with("rope")
+    tokens = torch.randint(0, 13, (2, 9), generator=torch.Generator().manual_seed(6))
+    cache = KVCache.allocate(model, batch=2, capacity=12)
+    assert (cache.capacity, cache.length) == (12, 0)
+    storage = [t.data_ptr() for t in cache.keys + cache.values]
+    with torch.no_grad():
+        _, same = cached_forward(model, tokens[:, :5], cache)
+        for t in range(5, 9):
+            _, same = cached_forward(model, tokens[:, t : t + 1], same)
+    assert same is cache and cache.length == 9
+    assert [t.data_ptr() for t in cache.keys + cache.values] == storage
+    for t in cache.keys + cache.values:  # positions 9..11 are still free
+        assert (t[:, :, 9:] == 0).all() and (t[:, :, :9] != 0).any()
+    # the last layer's keys are W_k of its (pre-LN) input, rotated, head by head
+    x = model.embed(tokens, torch.arange(9))
+    with torch.no_grad():
+        for block in model.blocks[:-1]:
+            x, _ = block(x, model.attention_mask(9), torch.arange(9))
+        last = model.blocks[-1]
+        heads = last.attention.W_k(last.norm1(x)).view(2, 9, 2, 8).transpose(1, 2)
+    torch.testing.assert_close(cache.keys[-1][:, :, :9], apply_rope(heads))
+    empty = KVCache()
+    with torch.no_grad():
+        _, filled = cached_forward(model, tokens[:, :3], empty)
+    assert filled is empty and empty.capacity == model.config.context_length
+
+
+def test_cache_refuses_more_than_it_holds():
+    model = model_with("learned")
+    cache = KVCache.allocate(model, batch=1, capacity=4)
+    with torch.no_grad():
+        cached_forward(model, torch.zeros(1, 3, dtype=torch.long), cache)
+        with pytest.raises(ValueError, match="holds 4"):
+            cached_forward(model, torch.zeros(1, 2, dtype=torch.long), cache)
+    with pytest.raises(ValueError, match="context"):
+        KVCache.allocate(model, batch=1, capacity=25)  # the context is 24
 
 
 def test_cache_memory_formula_matches_tensors():
