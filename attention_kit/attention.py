@@ -1,8 +1,6 @@
-"""Reference implementations of the attention mechanisms the labs build.
+"""The attention mechanisms the labs build, saved for later labs to import.
 
-Each function here is the "saved" version of something a lab asks learners to
-write from scratch, so that later labs can import it. Shapes follow the course
-notation: n queries, m keys, rows are items, the last dimension is features.
+Shapes: n queries, m keys, rows are items, the last dimension is features.
 """
 
 from __future__ import annotations
@@ -16,11 +14,8 @@ from torch import Tensor, nn
 def nadaraya_watson(
     queries: Tensor, keys: Tensor, values: Tensor, bandwidth: float
 ) -> tuple[Tensor, Tensor]:
-    """Nadaraya-Watson kernel regression with a Gaussian kernel, read as attention.
-
-    Each query attends to every key with the score -(q - k)^2 / (2 * bandwidth^2);
-    the softmax over keys turns the scores into weights, and the prediction is the
-    weighted average of the values.
+    """Nadaraya-Watson kernel regression with a Gaussian kernel, read as attention: the
+    score of key k for query q is -(q - k)^2 / (2 * bandwidth^2), softmax over keys.
 
     Args:
         queries: ``(n,)`` the points where we predict.
@@ -210,12 +205,8 @@ def head_size(embed_dim: int, num_heads: int) -> int:
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
-    """``(batch, seq, embed_dim)`` -> ``(batch, heads, seq, head_dim)``.
-
-    The last dimension is cut into ``num_heads`` consecutive blocks (view), then the head
-    axis is moved in front of the sequence axis (transpose), so that each head is a
-    separate (seq, head_dim) matrix for the batched matrix products.
-    """
+    """``(batch, seq, embed_dim)`` -> ``(batch, heads, seq, head_dim)``: head i takes
+    the i-th block of ``head_dim`` consecutive features (view, then transpose)."""
     batch, seq, embed_dim = x.shape
     head_dim = head_size(embed_dim, num_heads)
     return x.view(batch, seq, num_heads, head_dim).transpose(1, 2)

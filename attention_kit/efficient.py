@@ -216,17 +216,10 @@ def grouped_query_attention(
 def online_softmax_update(
     state: tuple[Tensor, Tensor, Tensor], scores: Tensor, values: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """One step of the online softmax: fold a block of scores and values into the
-    running state ``(running_max (..., n, 1), running_sum (..., n, 1), output
-    (..., n, d_v))``, where ``output`` is the sum of exp(score - running_max) * value
-    over the keys seen so far (not yet divided by the running sum).
-
-    scores ``(..., n, b)`` (-inf where a key is not allowed), values ``(..., b, d_v)``.
-    When the maximum grows from running_max to new_max, everything summed so far was
-    taken relative to running_max and is rescaled by exp(running_max - new_max) <= 1.
-    A row with no allowed key so far keeps maximum -inf and sum 0 (its exponentials are
-    computed against 0 instead).
-    """
+    """Fold a block of scores ``(..., n, b)`` (-inf where not allowed) and values
+    ``(..., b, d_v)`` into the state ``(running_max (..., n, 1), running_sum (..., n, 1),
+    output (..., n, d_v))``; ``output`` is the sum of exp(score - running_max) * value,
+    not yet divided by the sum. A row with no allowed key yet keeps max -inf, sum 0."""
     running_max, running_sum, output = state
     new_max = torch.maximum(running_max, scores.amax(dim=-1, keepdim=True))
     safe_max = torch.where(torch.isinf(new_max), torch.zeros_like(new_max), new_max)
@@ -245,19 +238,19 @@ def tiled_attention(
     block_size: int = 128,
     causal: bool = False,
 ) -> Tensor:
-    """Exact softmax(Q K^T / sqrt(d_k)) V, computed over blocks of ``block_size`` keys
-    with an online softmax, so that at most ``(..., n, block_size)`` scores exist at a
-    time (the FlashAttention algorithm of Dao et al. 2022, without its fused kernel).
+    """Exact softmax(Q K^T / sqrt(d_k)) V over blocks of ``block_size`` keys with an
+    online softmax: at most ``(..., n, block_size)`` scores at a time. It tiles the keys
+    only, as Rabe & Staats (2021), "Self-attention Does Not Need O(n^2) Memory",
+    arXiv:2112.05682.
 
     Args:
         queries: ``(..., n, d_k)``; keys ``(..., m, d_k)``; values ``(..., m, d_v)``.
         mask: boolean, True = may attend, broadcastable to ``(..., n, m)``. A row with
             no allowed key gives zeros, as :func:`attention_kit.attention.masked_softmax`.
         block_size: keys per block; the last block may be shorter.
-        causal: also apply the causal mask, aligned bottom-right as in
+        causal: also apply the causal mask, aligned bottom-right as
             ``torch.nn.attention.bias.causal_lower_right``: query i sees keys
-            j <= i + m - n (the n queries are the last n of the m positions, as in a
-            decode step), built block by block instead of as an (n, m) tensor.
+            j <= i + m - n (the queries are the last n positions, as in a decode step).
 
     Returns:
         output ``(..., n, d_v)``, equal to plain attention up to rounding.
@@ -320,10 +313,9 @@ def sliding_window_mask(
 def sliding_window_attention(
     queries: Tensor, keys: Tensor, values: Tensor, window: int, block_size: int = 128
 ) -> Tensor:
-    """Causal sliding-window self-attention computed band by band: each block of
-    ``block_size`` queries attends only to the keys its window can reach, so the cost
-    grows like n * (window + block_size) instead of n^2. Equal to plain attention with
-    ``sliding_window_mask(n, window)``.
+    """Causal sliding-window self-attention, equal to plain attention with
+    ``sliding_window_mask(n, window)``: each block of ``block_size`` queries meets only
+    the keys its window reaches, so the cost grows like n * (window + block_size).
 
     queries, keys ``(..., n, d_k)``, values ``(..., n, d_v)`` -> ``(..., n, d_v)``.
     """
@@ -358,17 +350,13 @@ def elu_feature_map(x: Tensor) -> Tensor:
 def linear_attention(
     queries: Tensor, keys: Tensor, values: Tensor, causal: bool = False
 ) -> Tensor:
-    """Linear attention (Katharopoulos et al. 2020): the similarity exp(q.k/sqrt(d_k))
-    of softmax attention is replaced by phi(q).phi(k) with phi = elu + 1, so that
+    """Linear attention (Katharopoulos et al. 2020, arXiv:2006.16236):
 
         out_i = phi(q_i)^T (sum_j phi(k_j) v_j^T) / phi(q_i)^T (sum_j phi(k_j)),
 
-    and the sums over keys are computed once: O(n d_k d_v) instead of O(n^2).
-    ``causal`` sums only over j <= i, as a running (cumulative) sum over positions.
-
-    queries ``(..., n, d_k)``, keys ``(..., n, d_k)``, values ``(..., n, d_v)`` ->
-    ``(..., n, d_v)``. (The causal running sum keeps one (d_k, d_v) state per position
-    here, for clarity; a recurrent loop needs one state in all.)
+    phi = elu + 1; ``causal`` sums over j <= i only. queries, keys ``(..., n, d_k)``,
+    values ``(..., n, d_v)`` -> ``(..., n, d_v)``. The causal form keeps a (d_k, d_v)
+    running sum per position, ``(..., n, d_k, d_v)`` in all.
     """
     q, k = elu_feature_map(queries), elu_feature_map(keys)
     if not causal:

@@ -18,11 +18,8 @@ from .transformer import MiniTransformer, TransformerConfig  # noqa: F401  (Unit
 
 
 class Encoder(nn.Module):
-    """Embeds characters and runs a bidirectional GRU over them.
-
-    The annotation of position j is [forward state j ; backward state j], so it
-    summarises the whole input with a focus around j.
-    """
+    """Embeds characters and runs a bidirectional GRU over them: the annotation of
+    position j is [forward state j ; backward state j]."""
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int):
         super().__init__()
@@ -44,13 +41,9 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """A GRU that writes the output one character at a time.
-
-    At step i it reads a context vector c_i: with attention, the additive-attention
-    average of the encoder annotations with the previous decoder state as the query;
-    without attention, the encoder's fixed summary (:func:`encoder_summary`), the same
-    at every step.
-    """
+    """A GRU that writes the output one character at a time, reading a context c_i at
+    step i: with attention, additive attention over the annotations with the previous
+    state as the query; without, the encoder's summary (:func:`encoder_summary`)."""
 
     def __init__(
         self,

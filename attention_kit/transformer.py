@@ -25,10 +25,8 @@ POSITIONS = ("learned", "sinusoidal", "rope", "none")
 
 
 class FeedForward(nn.Module):
-    """The position-wise feed-forward network: ``down(gelu(up(x)))``, applied to every
-    token on its own. ``up``: ``Linear(d_model, d_ff)``; ``down``: ``Linear(d_ff,
-    d_model)``. The non-linearity is what attention lacks: attention outputs are
-    weighted averages of (linear maps of) the inputs."""
+    """The position-wise feed-forward network ``down(gelu(up(x)))``, token by token.
+    ``up``: ``Linear(d_model, d_ff)``; ``down``: ``Linear(d_ff, d_model)``."""
 
     def __init__(self, d_model: int, d_ff: int, bias: bool = True):
         super().__init__()
