@@ -22,6 +22,7 @@ from .positional import apply_rope, sinusoidal_encoding
 from .train import evaluating
 
 POSITIONS = ("learned", "sinusoidal", "rope", "none")
+INITS = ("gpt2", "pytorch")
 
 
 class FeedForward(nn.Module):
@@ -99,6 +100,8 @@ class TransformerConfig:
     2017, added to the token embeddings), "rope" (rotating queries and keys) or "none".
     ``window``: None for full causal attention; w lets each token see itself and the
     w - 1 tokens before it (w = 1: only itself). ``d_ff`` defaults to 4 * d_model.
+    ``init``: "gpt2" (:meth:`MiniTransformer.initialise`) or "pytorch" (each layer's
+    own default: ``nn.Embedding`` N(0, 1), ``nn.Linear`` uniform in +-1/sqrt(fan_in)).
     """
 
     vocab_size: int
@@ -111,8 +114,11 @@ class TransformerConfig:
     pre_norm: bool = True
     tie_embeddings: bool = False
     window: int | None = None
+    init: str = "gpt2"
 
     def __post_init__(self):
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, not {self.init!r}")
         if self.positions not in POSITIONS:
             raise ValueError(
                 f"positions must be one of {POSITIONS}, not {self.positions!r}"
@@ -146,7 +152,8 @@ class MiniTransformer(nn.Module):
         self.output = nn.Linear(c.d_model, c.vocab_size, bias=False)
         if c.tie_embeddings:
             self.output.weight = self.token_embedding.weight
-        self.initialise()
+        if c.init == "gpt2":
+            self.initialise()
 
     @torch.no_grad()
     def initialise(self) -> None:

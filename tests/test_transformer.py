@@ -181,6 +181,20 @@ def test_initial_loss_is_about_log_vocab_size(d_model, vocab_size, tie):
     assert abs(loss - math.log(vocab_size)) < 0.1, (loss, math.log(vocab_size))
 
 
+def test_pytorch_init_keeps_each_layers_default():
+    """init="pytorch" leaves nn.Embedding's N(0, 1), whose tied output matrix gives an
+    initial loss far above log V (the reason GPT-2's is the default)."""
+    torch.manual_seed(0)
+    config = TransformerConfig(100, 32, 64, tie_embeddings=True, init="pytorch")
+    model = MiniTransformer(config)
+    assert abs(model.token_embedding.weight.std().item() - 1) < 0.05
+    tokens = torch.randint(0, 100, (16, 32), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert lm_loss(model(tokens)[0], tokens).item() > 5 * math.log(100)  # 42.6
+    with pytest.raises(ValueError, match="init"):
+        TransformerConfig(100, 32, init="xavier")
+
+
 def test_initialisation_is_gpt2s():
     torch.manual_seed(0)
     num_layers = 8
