@@ -117,6 +117,10 @@ def cached_forward(
         cache.keys, cache.values = empty.keys, empty.values
     if past + n > cache.capacity:
         raise ValueError(f"{past + n} tokens, the cache holds {cache.capacity}")
+    if len(tokens) != len(cache.keys[0]):
+        raise ValueError(
+            f"a batch of {len(tokens)}, the cache holds {len(cache.keys[0])}"
+        )
     positions = torch.arange(past, past + n, device=tokens.device)
     mask = model.attention_mask(n, start=past)  # (n, past + n)
     x = model.embed(tokens, positions)

@@ -126,6 +126,8 @@ def test_cache_refuses_more_than_it_holds():
         cached_forward(model, torch.zeros(1, 3, dtype=torch.long), cache)
         with pytest.raises(ValueError, match="holds 4"):
             cached_forward(model, torch.zeros(1, 2, dtype=torch.long), cache)
+        with pytest.raises(ValueError, match="batch of 2"):
+            cached_forward(model, torch.zeros(2, 1, dtype=torch.long), cache)
     with pytest.raises(ValueError, match="context"):
         KVCache.allocate(model, batch=1, capacity=25)  # the context is 24
 
