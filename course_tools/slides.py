@@ -139,13 +139,12 @@ Reveal.initialize({
 // wider than the deck (measured with its fragments, which keep their place when hidden).
 function fitSlide(slide) {
   if (!slide) return;
-  const box = slide.querySelector(":scope > .fit") || slide;
-  box.style.zoom = "";
+  slide.style.zoom = "";
   const config = Reveal.getConfig();
   const tall = slide.scrollHeight / (config.height - 8);
   const wide = slide.scrollWidth / config.width;
   const over = Math.max(tall, wide);
-  if (over > 1) box.style.zoom = Math.max({{min_zoom}}, 1 / over).toFixed(3);
+  if (over > 1) slide.style.zoom = Math.max({{min_zoom}}, 1 / over).toFixed(3);
 }
 function fitAll() {
   fitSlide(Reveal.getCurrentSlide());
