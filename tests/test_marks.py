@@ -36,8 +36,13 @@ def stub(scores):
     raise NotImplementedError("Exercise 01.1")
 
 
+def softmax(scores):
+    shifted = (scores - scores.max(dim=-1, keepdim=True).values).exp()
+    return shifted / shifted.sum(dim=-1, keepdim=True)
+
+
 def test_the_checkers_lines_say_in_words_what_their_mark_means(capsys):
-    check_softmax(lambda s: torch.softmax(s, dim=-1))
+    check_softmax(softmax)
     assert words_after("✅", capsys.readouterr().out).startswith("softmax: ")
     check_softmax(stub)
     assert "not attempted yet" in words_after("⏳", capsys.readouterr().out)
