@@ -341,10 +341,22 @@ class Chromium:
             raise BrowserError(f"script failed: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def open(self, path: Path | str, settle: float = 0.0, audit: bool = False) -> Page:
+    def open(
+        self,
+        path: Path | str,
+        settle: float = 0.0,
+        audit: bool = False,
+        color_scheme: str = "light",
+    ) -> Page:
         """Load a page, wait for it and MathJax, and report what it showed; with
-        ``audit``, run axe-core's WCAG 2.1 A and AA rules on it too."""
+        ``audit``, run axe-core's WCAG 2.1 A and AA rules on it too. ``color_scheme``
+        ("light" or "dark") is the reader's system setting, which the book's theme
+        follows."""
         url = path if isinstance(path, str) else Path(path).resolve().as_uri()
+        self._call(
+            "Emulation.setEmulatedMedia",
+            features=[{"name": "prefers-color-scheme", "value": color_scheme}],
+        )
         self._blocked, self._failed, self._console = [], [], []
         self._events.clear()
         self._call("Page.navigate", url=url)
@@ -365,7 +377,19 @@ class Chromium:
         """axe-core's violations of the rules with these tags on the page now open."""
         if not self.evaluate("typeof window.axe !== 'undefined'"):
             self.evaluate(axe_script() + "\n;true")
-        found = self.evaluate(AUDIT_SCRIPT % json.dumps(list(tags)))
+        # A window as tall as a long page, so that the contrast of the sidebar's links
+        # (scrolled out of a 1000 px window) can be checked too.
+        self._call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1300,
+            height=4000,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        try:
+            found = self.evaluate(AUDIT_SCRIPT % json.dumps(list(tags)))
+        finally:
+            self._call("Emulation.clearDeviceMetricsOverride")
         return [
             Violation(v["rule"], v["impact"] or "minor", v["help"], tuple(v["nodes"]))
             for v in found

@@ -171,6 +171,33 @@ def test_no_serious_accessibility_violation(visited, capsys):
     )
 
 
+def test_no_serious_accessibility_violation_in_dark_mode(full, capsys):
+    """The theme follows a reader's dark system setting. The front page, a lecture and
+    a lab are audited in it too (every page would double the time of the audit)."""
+    built, _ = full
+    pages = {}
+    with chromium() as browser:
+        for entry in (
+            "intro",
+            "lectures/02_scoring_functions",
+            "notebooks/03_bahdanau_attention",
+        ):
+            pages[entry] = browser.open(
+                built.html / f"{entry}.html", audit=True, color_scheme="dark"
+            )
+            theme = browser.evaluate("document.documentElement.dataset.theme")
+            assert theme == "dark", f"{entry} drawn in the {theme} theme"
+    with capsys.disabled():
+        print(f"\naxe-core in dark mode on {len(pages)} pages:\n{summarise(pages)}")
+    blocking = [
+        f"{entry}: {v.describe()}"
+        for entry, page in pages.items()
+        for v in page.violations
+        if v.blocking
+    ]
+    assert not blocking, "\n".join(blocking)
+
+
 def test_screenshots_of_a_lecture_and_a_lab(full):
     for name in ("lecture_01.png", "lab_01.png"):
         shot = SCREENSHOTS / name
