@@ -13,9 +13,10 @@ import os
 import re
 from html.parser import HTMLParser
 
+import nbformat
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, all_notebooks
 from course_tools import book
 from course_tools.executed import not_cached
 
@@ -135,6 +136,34 @@ def test_every_figure_has_a_text_alternative(built):
         '{"mystnb": {"image": {"alt": "what it shows and what to notice"}}} '
         "in its metadata (CONTRIBUTING.md, Figures)."
     )
+
+
+# A code cell that draws a figure (checked against the executed notebooks: these match
+# exactly the cells with an image output).
+DRAWS = re.compile(
+    r"plt\.show\(\)|plt\.subplots\(|plt\.figure\(|(?<!def )show_heatmap\("
+)
+
+
+def alt_text(cell) -> str:
+    return cell.metadata.get("mystnb", {}).get("image", {}).get("alt", "")
+
+
+@pytest.mark.parametrize(
+    "path", all_notebooks(), ids=lambda p: f"{p.parent.name}/{p.stem}"
+)
+def test_every_figure_cell_carries_its_text_alternative(path):
+    """Fast, before any build: a figure cell has alt text in its metadata, and draws one
+    figure (myst-nb gives a cell's alt text to every image of the cell)."""
+    cells = nbformat.read(path, as_version=4).cells
+    drawing = [c for c in cells if c.cell_type == "code" and DRAWS.search(c.source)]
+    missing = [c.get("id") for c in drawing if len(alt_text(c)) < 60]
+    assert not missing, (
+        f"figure cells without alt text (or shorter than a sentence): {missing}; add "
+        '{"mystnb": {"image": {"alt": "what it shows and what to notice"}}}'
+    )
+    several = [c.get("id") for c in drawing if c.source.count("plt.show()") > 1]
+    assert not several, f"cells that draw several figures, to split: {several}"
 
 
 def test_the_alt_check_knows_a_path_from_a_description():
