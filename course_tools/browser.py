@@ -446,7 +446,7 @@ def summarise(pages: dict[str, Page]) -> str:
             f"{impact:8} {rule:28} {count[key]:4} elements on {len(names):2} pages "
             f"({help_}): {shown}"
         )
-    return "\n".join(lines) or "no violation of the WCAG 2.1 A and AA rules"
+    return "\n".join(lines) or "no violation"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -454,12 +454,16 @@ def main(argv: list[str] | None = None) -> int:
         description="Audit every page of a built book with axe-core (WCAG 2.1 A, AA)."
     )
     parser.add_argument("html", type=Path, help="the book's HTML folder")
+    parser.add_argument("--color-scheme", choices=("light", "dark"), default="light")
     args = parser.parse_args(argv)
     files = sorted(args.html.rglob("*.html"))
     files = [f for f in files if not f.relative_to(args.html).parts[0].startswith("_")]
     with Chromium() as browser:
         pages = {
-            str(f.relative_to(args.html)): browser.open(f, audit=True) for f in files
+            str(f.relative_to(args.html)): browser.open(
+                f, audit=True, color_scheme=args.color_scheme
+            )
+            for f in files
         }
     print(summarise(pages))
     blocking = sum(v.blocking for p in pages.values() for v in p.violations or [])

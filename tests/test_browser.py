@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from course_tools import book
+from course_tools import browser as browser_tool
 from course_tools.browser import Chromium, find_chromium, summarise
 
 pytestmark = pytest.mark.book
@@ -267,3 +268,22 @@ def test_the_browser_check_sees_requests_and_broken_images(tmp_path):
     assert page.report["mathjax"] == "absent" and page.report["unrendered"] == [
         "\\(x\\)"
     ]
+
+
+def test_the_audit_command_lists_violations_by_rule(tmp_path, capsys):
+    """`python -m course_tools.browser FOLDER` audits every page and fails on a serious
+    or critical violation."""
+    (tmp_path / "page.html").write_text(
+        '<html lang="en"><head><title>t</title></head><body><main><h1>t</h1>'
+        '<img src="x.png"></main></body></html>',
+        encoding="utf-8",
+    )
+    assert browser_tool.main([str(tmp_path)]) == 1
+    assert capsys.readouterr().out.startswith("critical image-alt")
+    (tmp_path / "page.html").write_text(
+        '<html lang="en"><head><title>t</title></head><body><main><h1>t</h1>'
+        '<img src="x.png" alt="a cross"></main></body></html>',
+        encoding="utf-8",
+    )
+    assert browser_tool.main([str(tmp_path), "--color-scheme", "dark"]) == 0
+    assert capsys.readouterr().out.strip() == "no violation"
