@@ -134,7 +134,7 @@ def test_every_figure_has_a_text_alternative(built):
         f"images without a text alternative, by page: {counts}; first: "
         f"{next(iter(missing.values()))[0]}. Give each figure cell "
         '{"mystnb": {"image": {"alt": "what it shows and what to notice"}}} '
-        "in its metadata (CONTRIBUTING.md, Figures)."
+        "in its metadata (CONTRIBUTING.md, Conventions: Text alternatives)."
     )
 
 
