@@ -363,101 +363,109 @@ def attention_rollout(layer_weights: list[Tensor]) -> Tensor:
 
 
 def gradient_times_input(
-    model: AttentionOnlyTransformer, tokens: Tensor, position: int, targets: Tensor
+    model: AttentionOnlyTransformer, tokens: Tensor, queries: Tensor, targets: Tensor
 ) -> Tensor:
-    """Per input position, the gradient of the target's logit at ``position`` with
-    respect to the embedded input, times that input, summed over features.
+    """Per input position, the gradient of the logit of ``targets[b]`` at position
+    ``queries[b]`` with respect to the embedded input (token plus position), times
+    that input, summed over features (a first-order estimate of each input's share).
 
-    tokens ``(batch, n)``, targets ``(batch,)`` -> ``(batch, n)``.
+    tokens ``(batch, n)``, queries and targets ``(batch,)`` -> ``(batch, n)``.
     """
     x = model.embed(tokens).detach().requires_grad_(True)
     logits, _ = model.run_from(x)
-    chosen = logits[:, position].gather(-1, targets[:, None]).sum()
+    rows = torch.arange(len(tokens))
+    chosen = logits[rows, queries, targets].sum()
     (gradient,) = torch.autograd.grad(chosen, x)
     return (gradient * x).sum(dim=-1).detach()
 
 
 # ---------------------------------------------------------------------------------------
-# Faithfulness on associative recall, where the answer's source is known
+# Faithfulness: which earlier position does a prediction come from?
 # ---------------------------------------------------------------------------------------
 
 
-def answer_source(inputs: Tensor) -> Tensor:
-    """For associative-recall inputs ``k_0 v_0 .. k_{p-1} v_{p-1} q``
-    (:func:`attention_kit.data.associative_recall`) ``(batch, 2p + 1)``: the position
-    of the value that answers the query, ``2i + 1`` where ``k_i = q``. ``(batch,)``."""
-    keys = inputs[:, 0:-1:2]
-    asked = (keys == inputs[:, -1:]).int().argmax(dim=1)
-    return 2 * asked + 1
+def one_query_per_sequence(periods: Tensor, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """For sequences of :func:`repeated_segments` (periods >= 2): a random position
+    ``q`` of each segment's second copy but its last, ``period <= q <= 2 * period - 2``,
+    and the position its next token is copied from, ``q - period + 1``: the only
+    position before q that holds that token. Returns ``(queries, sources)``, each
+    ``(batch,)``."""
+    generator = torch.Generator().manual_seed(seed)
+    offsets = (torch.rand(len(periods), generator=generator) * (periods - 1)).long()
+    queries = periods + offsets
+    return queries, queries - periods + 1
+
+
+def _at_queries(maps: Tensor, queries: Tensor) -> Tensor:
+    """Row ``queries[b]`` of ``maps[b]`` ``(batch, n, n)`` -> ``(batch, n)``."""
+    return maps[torch.arange(len(queries)), queries]
 
 
 @torch.no_grad()
 def removal_effect(
-    model: AttentionOnlyTransformer, inputs: Tensor, targets: Tensor
+    model: AttentionOnlyTransformer, tokens: Tensor, queries: Tensor
 ) -> Tensor:
-    """A causal test of what the last layer reads: for each key j < n - 1, the drop in
-    the log-probability of ``targets`` at the last position when the last query may
-    not attend to key j in the last layer (its weight set to 0 in every head, the
-    others rescaled to sum to 1). inputs ``(batch, n)``, targets ``(batch,)`` ->
-    ``(batch, n - 1)``."""
+    """A causal test of what the last layer reads: for each key j, how much the
+    log-probability of the true next token at position ``queries[b]`` drops when no
+    query may attend to key j in the last layer (its weight set to 0 in every head, the
+    others rescaled to sum to 1). Positions of the last layer do not interact after it,
+    so one run per key serves every query. tokens ``(batch, n)``, queries ``(batch,)``
+    -> ``(batch, n)``."""
     last = len(model.layers) - 1
-    logits, weights = model(inputs)
+    rows = torch.arange(len(tokens))
+    targets = tokens[rows, queries + 1]
 
     def target_log_prob(logits: Tensor) -> Tensor:
-        return logits[:, -1].log_softmax(dim=-1).gather(1, targets[:, None])[:, 0]
+        return logits[rows, queries].log_softmax(dim=-1)[rows, targets]
 
+    logits, weights = model(tokens)
     before = target_log_prob(logits)
     drops = []
-    for j in range(inputs.shape[1] - 1):
+    for j in range(tokens.shape[1]):
         edited = weights[last].clone()
-        edited[:, :, -1, j] = 0.0
-        edited[:, :, -1] /= edited[:, :, -1].sum(dim=-1, keepdim=True).clamp(min=1e-12)
-        after = target_log_prob(model(inputs, weights={last: edited})[0])
-        drops.append(before - after)
+        edited[..., j] = 0.0
+        edited = edited / edited.sum(dim=-1, keepdim=True).clamp(min=1e-12)
+        drops.append(before - target_log_prob(model(tokens, weights={last: edited})[0]))
     return torch.stack(drops, dim=1)
 
 
 def attribution_scores(
-    model: AttentionOnlyTransformer, inputs: Tensor, targets: Tensor
+    model: AttentionOnlyTransformer, tokens: Tensor, queries: Tensor
 ) -> dict[str, Tensor]:
-    """What five methods say the last position's prediction comes from: a score per
-    earlier position, ``(batch, n - 1)`` each (the query's own position left out).
+    """What five methods say the prediction at position ``queries[b]`` (of token
+    ``queries[b] + 1``) comes from: a score per position, ``(batch, n)`` each, -inf at
+    the query's own position and after it (those are not candidates).
 
-    - "last layer's weights": the last layer's weights of the last query, mean over heads;
-    - "attention rollout": :func:`attention_rollout` of every layer, last row;
+    - "last layer's weights": the last layer's weights, mean over heads;
+    - "attention rollout": :func:`attention_rollout` of every layer;
     - "norm-weighted": :func:`norm_weighted_attention` of the last layer, summed over
       heads;
-    - "gradient x input": :func:`gradient_times_input` of the target's logit, absolute;
+    - "gradient x input": :func:`gradient_times_input` of the true next token's logit,
+      absolute value;
     - "ablation": :func:`removal_effect`, the causal test.
     """
+    rows = torch.arange(len(tokens))
     with torch.no_grad():
-        _, weights = model(inputs)
-        norms = layer_norm_weighted(model, inputs)[-1]
-    grad_x_input = gradient_times_input(model, inputs, inputs.shape[1] - 1, targets)
-    return {
-        "last layer's weights": weights[-1].mean(dim=1)[:, -1, :-1],
-        "attention rollout": attention_rollout(weights)[:, -1, :-1],
-        "norm-weighted": norms.sum(dim=1)[:, -1, :-1],
-        "gradient x input": grad_x_input.abs()[:, :-1],
-        "ablation": removal_effect(model, inputs, targets),
+        _, weights = model(tokens)
+        norms = layer_norm_weighted(model, tokens)[-1]
+    targets = tokens[rows, queries + 1]
+    scores = {
+        "last layer's weights": _at_queries(weights[-1].mean(dim=1), queries),
+        "attention rollout": _at_queries(attention_rollout(weights), queries),
+        "norm-weighted": _at_queries(norms.sum(dim=1), queries),
+        "gradient x input": gradient_times_input(model, tokens, queries, targets).abs(),
+        "ablation": removal_effect(model, tokens, queries),
     }
+    later = torch.arange(tokens.shape[1])[None, :] >= queries[:, None]
+    return {name: s.masked_fill(later, float("-inf")) for name, s in scores.items()}
 
 
 def faithfulness(
-    model: AttentionOnlyTransformer, inputs: Tensor, targets: Tensor
+    model: AttentionOnlyTransformer, tokens: Tensor, queries: Tensor, sources: Tensor
 ) -> dict[str, float]:
     """For each method of :func:`attribution_scores`, the fraction of sequences whose
-    top-scoring position is the answer's source (:func:`answer_source`)."""
-    source = answer_source(inputs)
+    top-scoring position is the true source ``sources[b]``."""
     return {
-        name: (scores.argmax(dim=-1) == source).float().mean().item()
-        for name, scores in attribution_scores(model, inputs, targets).items()
+        name: (scores.argmax(dim=-1) == sources).float().mean().item()
+        for name, scores in attribution_scores(model, tokens, queries).items()
     }
-
-
-def recall_loss(model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
-    """Associative recall: cross-entropy of the answer at the last position, for
-    ``fit``; batch = (inputs ``(batch, n)``, targets ``(batch,)``)."""
-    inputs, targets = batch
-    logits, _ = model(inputs)
-    return F.cross_entropy(logits[:, -1], targets)

@@ -6,21 +6,21 @@ import pytest
 import torch
 from torch import nn
 
-from attention_kit.data import associative_recall
 from attention_kit.masks import causal_mask
 from attention_kit.reading import (
     AttentionOnlyConfig,
     AttentionOnlyTransformer,
     ablate,
     ablated_loss,
-    answer_source,
     attention_rollout,
+    attribution_scores,
     faithfulness,
     gradient_times_input,
     induction_score,
     layer_norm_weighted,
     next_token_accuracy,
     norm_weighted_attention,
+    one_query_per_sequence,
     previous_token_score,
     removal_effect,
     repeated_part,
@@ -237,20 +237,39 @@ def test_rollout_of_one_layer_and_rows_summing_to_one():
 def test_gradient_times_input_sees_no_later_position():
     model = small_model()
     tokens = torch.randint(0, 20, (2, 8))
-    scores = gradient_times_input(model, tokens, 4, torch.tensor([1, 2]))
+    scores = gradient_times_input(
+        model, tokens, torch.tensor([4, 6]), torch.tensor([1, 2])
+    )
     assert scores.shape == (2, 8)
-    assert (scores[:, 5:] == 0).all() and (scores[:, :5] != 0).all()
+    assert (scores[0, 5:] == 0).all() and (scores[0, :5] != 0).all()
+    assert (scores[1, 7:] == 0).all() and (scores[1, :7] != 0).all()
 
 
-def test_answer_source_and_removal_effect_on_recall():
-    inputs, targets = associative_recall(30, seed=2)
-    source = answer_source(inputs)
-    asked = inputs[torch.arange(30), source - 1]
-    assert torch.equal(asked, inputs[:, -1])  # the key before the source is the query
-    assert torch.equal(inputs[torch.arange(30), source], targets)
-    model = AttentionOnlyTransformer(AttentionOnlyConfig(32, 13, 16, 2, 2)).eval()
-    assert removal_effect(model, inputs, targets).shape == (30, 12)
-    table = faithfulness(model, inputs, targets)
+def test_queries_lie_in_the_second_copy_and_sources_hold_the_next_token():
+    tokens, periods = repeated_segments(100, 24, 30, 3, 12, seed=4)
+    queries, sources = one_query_per_sequence(periods, seed=1)
+    assert ((queries >= periods) & (queries <= 2 * periods - 2)).all()
+    rows = torch.arange(100)
+    assert torch.equal(tokens[rows, sources], tokens[rows, queries + 1])
+    for b in range(100):  # the only earlier position holding the next token
+        before = tokens[b, : queries[b] + 1]
+        assert (before == tokens[b, queries[b] + 1]).sum() == 1
+
+
+def test_removal_effect_and_faithfulness_table():
+    model = small_model(vocab=30, n=24)
+    tokens, periods = repeated_segments(20, 24, 30, 3, 12, seed=4)
+    queries, sources = one_query_per_sequence(periods)
+    effect = removal_effect(model, tokens, queries)
+    assert effect.shape == (20, 24)
+    rows = torch.arange(20)
+    # removing a key that comes after the query changes nothing (causal)
+    later = torch.arange(24)[None, :] > queries[:, None]
+    assert effect[later].abs().max() < 1e-5
+    assert effect[rows, 0].abs().max() > 0
+    scores = attribution_scores(model, tokens, queries)
+    assert all((s[rows, queries] == float("-inf")).all() for s in scores.values())
+    table = faithfulness(model, tokens, queries, sources)
     assert set(table) == {
         "last layer's weights",
         "attention rollout",
