@@ -66,7 +66,7 @@ def previous_in_place(weights):
 
 def test_previous_token_score_passes_correct_answers(capsys):
     for answer in (previous_by_loop, previous_by_slices):
-        assert_passes(check_previous_token_score, answer, capsys, "5/5")
+        assert_passes(check_previous_token_score, answer, capsys, "7/7")
 
 
 # --- 10.2 induction_score -----------------------------------------------------------------
@@ -144,7 +144,7 @@ def induction_fixed_size(weights, periods):
 
 def test_induction_score_passes_correct_answers(capsys):
     for answer in (induction_by_loop, induction_by_mask):
-        assert_passes(check_induction_score, answer, capsys, "5/5")
+        assert_passes(check_induction_score, answer, capsys, "7/7")
 
 
 # --- 10.3 ablated_loss ---------------------------------------------------------------------
@@ -266,9 +266,21 @@ def norms_by_loop(weights, values, W_o):  # correct: head by head, term by term
     return result
 
 
-def norms_in_float32(weights, values, W_o):  # correct, computed in float32, cast back
-    out = norm_weighted_attention(weights.float(), values.float(), W_o.float())
+def norms_in_float64(weights, values, W_o):  # correct, computed in float64, cast back
+    out = norm_weighted_attention(weights.double(), values.double(), W_o.double())
     return out.to(weights.dtype)
+
+
+def norms_always_float64(weights, values, W_o):
+    return norm_weighted_attention(weights.double(), values.double(), W_o.double())
+
+
+def previous_always_float64(weights):
+    return weights.double().diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, 2))
+
+
+def induction_in_float32(weights, periods):
+    return induction_score(weights.float(), periods)
 
 
 def norms_values_only(weights, values, W_o):
@@ -309,8 +321,8 @@ def norms_of_whole_row(weights, values, W_o):
 
 
 def test_norm_weighted_attention_passes_correct_answers(capsys):
-    for answer in (norms_by_loop, norms_in_float32):
-        assert_passes(check_norm_weighted_attention, answer, capsys, "4/4")
+    for answer in (norms_by_loop, norms_in_float64):
+        assert_passes(check_norm_weighted_attention, answer, capsys, "5/5")
 
 
 MISTAKES = [
@@ -338,6 +350,9 @@ MISTAKES = [
     (check_ablated_loss, ablated_every_layer, "every layer"),
     (check_ablated_loss, ablated_by_changing_weights, "changed the model's parameters"),
     (check_ablated_loss, ablated_unshifted, "loss should be lm_loss"),
+    (check_previous_token_score, previous_always_float64, "promises the input's dtype"),
+    (check_induction_score, induction_in_float32, "promises the input's dtype"),
+    (check_norm_weighted_attention, norms_always_float64, "promises the input's dtype"),
     (check_norm_weighted_attention, norms_values_only, "v_j alone"),
     (check_norm_weighted_attention, norms_without_weights, "weight is missing"),
     (check_norm_weighted_attention, norms_squared, "squared length"),

@@ -22,10 +22,10 @@ from .core import Checker, exercise, random_generator
 
 def _weights(batch, heads, n, generator, spread=2.0, causal=True, dtype=torch.float64):
     """Random attention weights ``(batch, heads, n, n)`` whose rows sum to 1."""
-    scores = spread * torch.randn(batch, heads, n, n, generator=generator, dtype=dtype)
+    scores = spread * torch.randn(batch, heads, n, n, generator=generator)
     if causal:
         scores = scores.masked_fill(~causal_mask(n), float("-inf"))
-    return torch.softmax(scores, dim=-1)
+    return torch.softmax(scores.double(), dim=-1).to(dtype)
 
 
 def _score_shape_hint(what: str) -> str:
@@ -47,11 +47,19 @@ def _previous_token_cases():
     yield _weights(2, 1, 5, g, spread=30.0), "one head, peaked rows"
     yield _weights(2, 3, 40, g), "n = 40"
     yield _weights(2, 2, 6, g, causal=False), "weights that are not causal"
+    yield _weights(2, 3, 5, g, dtype=torch.float32), "float32 weights"
+    yield _weights(2, 2, 6, g, dtype=torch.float16), "float16 weights"
+
+
+def _tolerance(weights: Tensor) -> float:
+    """Half precision keeps about 3 digits: compare it with the float64 answer loosely."""
+    return 2e-3 if weights.dtype in (torch.float16, torch.bfloat16) else 1e-5
 
 
 @exercise("10.1", "previous_token_score")
 def check_previous_token_score(c: Checker, answer) -> None:
     for weights, what in _previous_token_cases():
+        answer_weights = weights
         batch, heads, n, _ = weights.shape
         name = f"previous_token_score({what})"
         score = c.tensor(
@@ -64,7 +72,9 @@ def check_previous_token_score(c: Checker, answer) -> None:
             name,
             shape=(heads,),
             shape_hint=_score_shape_hint("previous-token score"),
+            dtype=weights.dtype,
         )
+        weights = weights.double()
         below = weights.diagonal(offset=-1, dim1=-2, dim2=-1)  # (batch, heads, n - 1)
         diagonal = weights.diagonal(dim1=-2, dim2=-1)
         above = weights.diagonal(offset=1, dim1=-2, dim2=-1)
@@ -104,6 +114,7 @@ def check_previous_token_score(c: Checker, answer) -> None:
             f"{name}: each head's score is the mean of A[b, h, t, t - 1] over every "
             "sequence b and every query t >= 1.",
             mistakes=[(m, h) for m, h in mistakes if m.shape == (heads,)],
+            atol=_tolerance(answer_weights),
         )
 
 
@@ -125,6 +136,8 @@ def _induction_cases():
         torch.tensor([4, 4, 6]),
         "peaked rows, periods (4, 4, 6)",
     )
+    yield _weights(2, 3, 7, g, dtype=torch.float32), torch.tensor([3, 2]), "float32"
+    yield _weights(2, 2, 8, g, dtype=torch.float16), torch.tensor([5, 3]), "float16"
 
 
 def _induction_mistakes(weights: Tensor, periods: Tensor) -> list[tuple[Tensor, str]]:
@@ -200,13 +213,17 @@ def check_induction_score(c: Checker, answer) -> None:
             name,
             shape=(heads,),
             shape_hint=_score_shape_hint("induction score"),
+            dtype=weights.dtype,
         )
+        tolerance = _tolerance(weights)
+        weights = weights.double()
         c.expect_close(
             score,
             induction_score(weights, periods),
             f"{name}: each head's score is the mean of A[b, h, t, t - periods[b] + 1] "
             "over every pair (b, t) with t >= periods[b], all sequences pooled.",
             mistakes=_induction_mistakes(weights, periods),
+            atol=tolerance,
         )
 
 
@@ -418,7 +435,9 @@ def _norm_cases():
         (1, 2, 1, 6, 3, 5, 1.0),
         (2, 2, 3, 1, 2, 4, 1.0),
         (1, 4, 6, 6, 2, 8, 0.0),
+        (2, 2, 3, 4, 3, 5, 1.0),
     ]:
+        dtype = torch.float32 if (n, m) == (3, 4) else torch.float64
         scores = 3 * torch.randn(batch, heads, n, m, generator=g, dtype=torch.float64)
         weights = torch.softmax(scores, dim=-1)
         values = torch.randn(
@@ -432,6 +451,9 @@ def _norm_cases():
             f"weights {tuple(weights.shape)}, values {tuple(values.shape)}, W_o "
             f"{tuple(W_o.shape)}"
         )
+        if dtype == torch.float32:
+            weights, values, W_o = weights.float(), values.float(), W_o.float()
+            what = "float32 " + what
         yield weights, values, W_o, what
 
 
@@ -504,7 +526,9 @@ def check_norm_weighted_attention(c: Checker, answer) -> None:
             shape=weights.shape,
             shape_hint="one length per (batch, head, query, key): the shape of the "
             "weights. Take the norm over d_model only, and keep the heads apart.",
+            dtype=weights.dtype,
         )
+        weights, values, W_o = weights.double(), values.double(), W_o.double()
         c.expect_close(
             result,
             norm_weighted_attention(weights, values, W_o),
