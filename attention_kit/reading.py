@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 
 from .attention import head_size, scaled_dot_product_attention, split_heads
 from .masks import causal_mask
+from .train import History, fit, random_batches, set_seed
 from .transformer import lm_loss
 
 # ---------------------------------------------------------------------------------------
@@ -379,6 +381,31 @@ def gradient_times_input(
     return (gradient * x).sum(dim=-1).detach()
 
 
+def move_to_earlier_copy(weights: Tensor, periods: Tensor) -> Tensor:
+    """Other attention weights that should give (almost) the same output: in every row
+    t >= 2 * period, the weight on key t - period + 1 (the token after the latest copy)
+    moves to key t - 2 * period + 1 (the same token, one copy earlier).
+
+    weights ``(batch, heads, n, n)``, periods ``(batch,)`` -> a new tensor, rows still
+    summing to 1. Rows t < 2 * period are unchanged.
+    """
+    batch, heads, n, _ = weights.shape
+    t = torch.arange(n, device=weights.device)[None, :]
+    movable = (t >= 2 * periods[:, None])[:, None, :, None]  # (batch, 1, n, 1)
+    latest = (
+        (t - periods[:, None] + 1)
+        .clamp(min=0)[:, None, :, None]
+        .expand(batch, heads, n, 1)
+    )
+    earlier = (
+        (t - 2 * periods[:, None] + 1)
+        .clamp(min=0)[:, None, :, None]
+        .expand(batch, heads, n, 1)
+    )
+    moved = weights.gather(-1, latest) * movable
+    return weights.scatter_add(-1, latest, -moved).scatter_add(-1, earlier, moved)
+
+
 # ---------------------------------------------------------------------------------------
 # Faithfulness: which earlier position does a prediction come from?
 # ---------------------------------------------------------------------------------------
@@ -469,3 +496,63 @@ def faithfulness(
         name: (scores.argmax(dim=-1) == sources).float().mean().item()
         for name, scores in attribution_scores(model, tokens, queries).items()
     }
+
+
+# ---------------------------------------------------------------------------------------
+# Unit 10's two trained models: the settings, the training, the saved checkpoint
+# ---------------------------------------------------------------------------------------
+
+INDUCTION_LENGTH = 32  # tokens per sequence
+INDUCTION_VOCAB = 64
+VARYING_PERIODS = (8, 16)  # the induction model: a period per sequence, 8 to 16
+FIXED_PERIOD = 12  # the shortcut model: every sequence has period 12
+INDUCTION_STEPS = 600  # Adam steps of 32 sequences, learning rate 1e-2 (one-cycle)
+CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "induction.pt"
+
+
+def induction_model(seed: int = 0) -> AttentionOnlyTransformer:
+    """A fresh model for the repeated-segment task: 2 layers of 4 heads, d_model 64,
+    learned positions, seeded."""
+    set_seed(seed)
+    config = AttentionOnlyConfig(
+        INDUCTION_VOCAB, INDUCTION_LENGTH, d_model=64, num_layers=2, num_heads=4
+    )
+    return AttentionOnlyTransformer(config)
+
+
+def train_induction_model(
+    min_period: int,
+    max_period: int,
+    steps: int = INDUCTION_STEPS,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[AttentionOnlyTransformer, History]:
+    """Train :func:`induction_model` on 20,000 sequences of :func:`repeated_segments`
+    with periods ``min_period .. max_period``, on one thread (so that every machine gets
+    the same numbers). Returns the model (in eval mode) and its loss history."""
+    model = induction_model(seed)
+    tokens, _ = repeated_segments(
+        20_000, INDUCTION_LENGTH, INDUCTION_VOCAB, min_period, max_period, seed=seed
+    )
+    batches = random_batches(tokens, batch_size=32, seed=seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        history = fit(model, sequence_loss, batches, steps, 1e-2, progress=progress)
+    finally:
+        torch.set_num_threads(threads)
+    return model, history
+
+
+def trained_models() -> dict[str, tuple[AttentionOnlyTransformer, list[float]]]:
+    """The two models of Lecture 10 from the saved checkpoint (written by
+    ``python -m course_tools.checkpoints``, which runs :func:`train_induction_model`):
+    ``{"varying": (model, losses), "fixed": (model, losses)}``, periods
+    :data:`VARYING_PERIODS` and :data:`FIXED_PERIOD`, in eval mode."""
+    saved = torch.load(CHECKPOINT, weights_only=True)
+    models = {}
+    for name in ("varying", "fixed"):
+        model = induction_model()
+        model.load_state_dict(saved[name])
+        models[name] = (model.eval(), saved[f"{name} losses"].tolist())
+    return models

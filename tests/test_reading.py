@@ -18,6 +18,7 @@ from attention_kit.reading import (
     gradient_times_input,
     induction_score,
     layer_norm_weighted,
+    move_to_earlier_copy,
     next_token_accuracy,
     norm_weighted_attention,
     one_query_per_sequence,
@@ -278,3 +279,17 @@ def test_removal_effect_and_faithfulness_table():
         "ablation",
     }
     assert all(0.0 <= v <= 1.0 for v in table.values())
+
+
+def test_moving_weight_to_an_earlier_copy():
+    weights = random_weights(2, 3, 10, seed=8)
+    periods = torch.tensor([3, 6])
+    moved = move_to_earlier_copy(weights, periods)
+    torch.testing.assert_close(moved.sum(-1), torch.ones(2, 3, 10))
+    torch.testing.assert_close(moved[1], weights[1])  # 2 * 6 > 9: nothing moves
+    torch.testing.assert_close(moved[0, :, :6], weights[0, :, :6])
+    for t in range(6, 10):
+        assert moved[0, :, t, t - 2].abs().max() == 0  # t - 3 + 1 emptied
+        torch.testing.assert_close(
+            moved[0, :, t, t - 5], weights[0, :, t, t - 5] + weights[0, :, t, t - 2]
+        )
