@@ -293,3 +293,21 @@ def test_moving_weight_to_an_earlier_copy():
         torch.testing.assert_close(
             moved[0, :, t, t - 5], weights[0, :, t, t - 5] + weights[0, :, t, t - 2]
         )
+
+
+def test_the_saved_checkpoint_is_what_training_gives():
+    """The lecture reads attention_kit/checkpoints/induction.pt; training again with the
+    course's own code (course_tools.checkpoints) must give the same weights."""
+    from attention_kit.reading import CHECKPOINT
+    from course_tools.checkpoints import induction_checkpoint
+
+    saved = torch.load(CHECKPOINT, weights_only=True)
+    fresh = induction_checkpoint()
+    assert set(saved) == set(fresh)
+    assert CHECKPOINT.stat().st_size < 1_000_000
+    for name in ("varying", "fixed"):
+        torch.testing.assert_close(
+            fresh[f"{name} losses"], saved[f"{name} losses"], atol=1e-4, rtol=1e-4
+        )
+        for key, value in saved[name].items():
+            torch.testing.assert_close(fresh[name][key], value, atol=1e-4, rtol=1e-4)
