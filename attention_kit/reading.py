@@ -381,29 +381,44 @@ def gradient_times_input(
     return (gradient * x).sum(dim=-1).detach()
 
 
-def move_to_earlier_copy(weights: Tensor, periods: Tensor) -> Tensor:
+def copy_weight(weights: Tensor, periods: Tensor) -> Tensor:
+    """Per head, the mean weight from each repeated token to the tokens after ALL its
+    earlier copies, ``A[b, h, t, j]`` summed over ``j <= t`` with ``j = t + 1 (mod
+    period_b)``, then averaged like :func:`induction_score` over every (b, t) with
+    t >= period_b. It counts a head that reads any earlier copy, where the induction
+    score counts only the latest. weights ``(batch, heads, n, n)`` -> ``(heads,)``."""
+    n = weights.shape[-1]
+    t = torch.arange(n, device=weights.device)
+    same_phase = (t[None, :, None] + 1 - t[None, None, :]) % periods[:, None, None] == 0
+    earlier = t[None, None, :] <= t[None, :, None]
+    columns = (same_phase & earlier).to(weights.dtype)  # (batch, n, n)
+    on_copies = (weights * columns[:, None]).sum(dim=-1)  # (batch, heads, n)
+    repeated = repeated_part(periods, n)[:, None, :].to(weights.dtype)
+    return (on_copies * repeated).sum(dim=(0, 2)) / repeated.sum()
+
+
+def swap_copies(weights: Tensor, periods: Tensor) -> Tensor:
     """Other attention weights that should give (almost) the same output: in every row
-    t >= 2 * period, the weight on key t - period + 1 (the token after the latest copy)
-    moves to key t - 2 * period + 1 (the same token, one copy earlier).
+    t >= 2 * period, the weights on key t - period + 1 (the token after the latest copy
+    of token t) and on key t - 2 * period + 1 (the same token, one copy earlier) trade
+    places. Rows t < 2 * period are unchanged.
 
     weights ``(batch, heads, n, n)``, periods ``(batch,)`` -> a new tensor, rows still
-    summing to 1. Rows t < 2 * period are unchanged.
+    summing to 1.
     """
     batch, heads, n, _ = weights.shape
     t = torch.arange(n, device=weights.device)[None, :]
-    movable = (t >= 2 * periods[:, None])[:, None, :, None]  # (batch, 1, n, 1)
-    latest = (
-        (t - periods[:, None] + 1)
-        .clamp(min=0)[:, None, :, None]
-        .expand(batch, heads, n, 1)
-    )
-    earlier = (
-        (t - 2 * periods[:, None] + 1)
-        .clamp(min=0)[:, None, :, None]
-        .expand(batch, heads, n, 1)
-    )
-    moved = weights.gather(-1, latest) * movable
-    return weights.scatter_add(-1, latest, -moved).scatter_add(-1, earlier, moved)
+    swappable = (t >= 2 * periods[:, None])[:, None, :, None]  # (batch, 1, n, 1)
+
+    def column(offset: Tensor) -> Tensor:
+        index = (t - offset[:, None] + 1).clamp(min=0)
+        return index[:, None, :, None].expand(batch, heads, n, 1)
+
+    latest, earlier = column(periods), column(2 * periods)
+    on_latest = weights.gather(-1, latest) * swappable
+    on_earlier = weights.gather(-1, earlier) * swappable
+    change = on_earlier - on_latest
+    return weights.scatter_add(-1, latest, change).scatter_add(-1, earlier, -change)
 
 
 # ---------------------------------------------------------------------------------------

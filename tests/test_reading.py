@@ -14,11 +14,11 @@ from attention_kit.reading import (
     ablated_loss,
     attention_rollout,
     attribution_scores,
+    copy_weight,
     faithfulness,
     gradient_times_input,
     induction_score,
     layer_norm_weighted,
-    move_to_earlier_copy,
     next_token_accuracy,
     norm_weighted_attention,
     one_query_per_sequence,
@@ -26,6 +26,7 @@ from attention_kit.reading import (
     removal_effect,
     repeated_part,
     repeated_segments,
+    swap_copies,
 )
 from attention_kit.transformer import lm_loss
 
@@ -281,18 +282,32 @@ def test_removal_effect_and_faithfulness_table():
     assert all(0.0 <= v <= 1.0 for v in table.values())
 
 
-def test_moving_weight_to_an_earlier_copy():
+def test_swapping_the_latest_and_the_earlier_copy():
     weights = random_weights(2, 3, 10, seed=8)
     periods = torch.tensor([3, 6])
-    moved = move_to_earlier_copy(weights, periods)
-    torch.testing.assert_close(moved.sum(-1), torch.ones(2, 3, 10))
-    torch.testing.assert_close(moved[1], weights[1])  # 2 * 6 > 9: nothing moves
-    torch.testing.assert_close(moved[0, :, :6], weights[0, :, :6])
+    swapped = swap_copies(weights, periods)
+    torch.testing.assert_close(swapped.sum(-1), torch.ones(2, 3, 10))
+    torch.testing.assert_close(swapped[1], weights[1])  # 2 * 6 > 9: nothing moves
+    torch.testing.assert_close(swapped[0, :, :6], weights[0, :, :6])
     for t in range(6, 10):
-        assert moved[0, :, t, t - 2].abs().max() == 0  # t - 3 + 1 emptied
-        torch.testing.assert_close(
-            moved[0, :, t, t - 5], weights[0, :, t, t - 5] + weights[0, :, t, t - 2]
-        )
+        torch.testing.assert_close(swapped[0, :, t, t - 2], weights[0, :, t, t - 5])
+        torch.testing.assert_close(swapped[0, :, t, t - 5], weights[0, :, t, t - 2])
+    torch.testing.assert_close(swap_copies(swapped, periods), weights)
+
+
+def test_copy_weight_counts_every_earlier_copy():
+    weights = random_weights(2, 2, 9, seed=9)
+    periods = torch.tensor([2, 4])
+    expected = []
+    for b in range(2):
+        p = int(periods[b])
+        for t in range(p, 9):
+            columns = [j for j in range(t + 1) if (t + 1 - j) % p == 0]
+            expected.append(weights[b, :, t, columns].sum(dim=-1))
+    torch.testing.assert_close(
+        copy_weight(weights, periods), torch.stack(expected).mean(dim=0)
+    )
+    assert (copy_weight(weights, periods) >= induction_score(weights, periods)).all()
 
 
 def test_the_saved_checkpoint_is_what_training_gives():
