@@ -522,7 +522,7 @@ INDUCTION_VOCAB = 64
 VARYING_PERIODS = (8, 16)  # the induction model: a period per sequence, 8 to 16
 FIXED_PERIOD = 12  # the shortcut model: every sequence has period 12
 INDUCTION_STEPS = 600  # Adam steps of 32 sequences, learning rate 1e-2 (one-cycle)
-CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "induction.pt"
+CHECKPOINT = Path(__file__).resolve().parent / "trained" / "induction.pt"
 
 
 def induction_model(seed: int = 0) -> AttentionOnlyTransformer:

@@ -1,7 +1,7 @@
 """Writes Unit 10's checkpoint: ``python -m course_tools.checkpoints``.
 
 Lecture 10 reads two trained models (the induction model, periods 8 to 16, and the
-fixed-period shortcut model) from ``attention_kit/checkpoints/induction.pt`` instead of
+fixed-period shortcut model) from ``attention_kit/trained/induction.pt`` instead of
 training them within its 20 s budget. This trains both with
 :func:`attention_kit.reading.train_induction_model`, seeded and on one thread, and saves
 their weights and loss histories; ``tests/test_reading.py`` trains them again and checks

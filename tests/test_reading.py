@@ -311,7 +311,7 @@ def test_copy_weight_counts_every_earlier_copy():
 
 
 def test_the_saved_checkpoint_is_what_training_gives():
-    """The lecture reads attention_kit/checkpoints/induction.pt; training again with the
+    """The lecture reads attention_kit/trained/induction.pt; training again with the
     course's own code (course_tools.checkpoints) must give the same weights."""
     from attention_kit.reading import CHECKPOINT
     from course_tools.checkpoints import induction_checkpoint
