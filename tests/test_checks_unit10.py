@@ -125,6 +125,10 @@ def induction_per_sequence(weights, periods):
     return torch.stack(means).mean(dim=0)
 
 
+def induction_is_previous_token(weights, periods):
+    return weights.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, 2))
+
+
 def induction_first_period(weights, periods):
     return induction_score(weights, periods[:1].expand_as(periods))
 
@@ -339,6 +343,7 @@ MISTAKES = [
     (check_induction_score, induction_every_position, "t >= period"),
     (check_induction_score, induction_per_sequence, "per-sequence means"),
     (check_induction_score, induction_first_period, "its own period"),
+    (check_induction_score, induction_is_previous_token, "previous-token score"),
     (check_induction_score, induction_per_batch, "one number per head"),
     (check_induction_score, induction_fixed_size, "n = 50"),
     (check_ablated_loss, ablated_swapped, "which index is the layer"),

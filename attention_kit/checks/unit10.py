@@ -184,6 +184,13 @@ def _induction_mistakes(weights: Tensor, periods: Tensor) -> list[tuple[Tensor, 
             "mean.",
         ),
     ]
+    mistakes.append(
+        (
+            previous_token_score(weights),
+            "that is the previous-token score (key t - 1, over every t >= 1); the "
+            "induction key is t - periods[b] + 1, over the repeated part t >= periods[b].",
+        )
+    )
     if not (periods == periods[0]).all():
         mistakes.append(
             (
