@@ -7,6 +7,7 @@ they depend on the machine. Every run is seeded; times are wall-clock on this ma
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -427,21 +428,22 @@ def reading_attention() -> list[Row]:
         (
             f"induction, periods {low}-{high}, {INDUCTION_STEPS} steps of 32",
             f"{accuracy['repeated']:.1%} on the repeated part",
-            f"{history.seconds:.1f} s training on 1 thread, phase change at step "
+            f"{history.seconds:.1f} s training on 1 thread (load average "
+            f"{os.getloadavg()[0]:.1f}), phase change at step "
             f"{_phase_change_step(history.losses)}; first occurrence "
             f"{accuracy['first']:.1%} (target: >= 90% within 60 s)",
         ),
         (
             "induction, best previous-token score (layer 0)",
             f"{previous.max():.2f}",
-            f"head {int(previous.argmax())}; others "
+            f"head {int(previous.argmax())}; heads 0-3: "
             + ", ".join(f"{v:.2f}" for v in previous.tolist())
             + " (target: >= 0.4)",
         ),
         (
             "induction, best induction score (layer 1)",
             f"{induction.max():.2f}",
-            "heads "
+            "heads 0-3: "
             + ", ".join(f"{v:.2f}" for v in induction.tolist())
             + " (target: >= 0.6)",
         ),
@@ -459,7 +461,7 @@ def reading_attention() -> list[Row]:
     weakest = min(losses, key=lambda k: losses[k][0])
     for name, (layer, head), target in (
         ("the previous-token head", prev_head, " (target: <= 30%)"),
-        ("the weakest head", weakest, ""),
+        ("the weakest head", weakest, " (weakest: the smallest loss increase)"),
     ):
         loss, repeated = losses[layer, head]
         rows.append(
@@ -486,7 +488,8 @@ def reading_attention() -> list[Row]:
             logits, weights = shortcut(tokens)
         rows.append(
             (
-                f"shortcut (trained on period {FIXED_PERIOD}), tested on {low}-{high}",
+                f"shortcut (trained on period {FIXED_PERIOD}), tested on periods "
+                + (f"{low}-{high}" if low != high else f"{low}"),
                 f"{next_token_accuracy(logits, tokens, periods)['repeated']:.1%} on the "
                 "repeated part",
                 f"best induction score {induction_score(weights[1], periods).max():.2f}, "
