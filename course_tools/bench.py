@@ -429,7 +429,7 @@ def reading_attention() -> list[Row]:
             f"induction, periods {low}-{high}, {INDUCTION_STEPS} steps of 32",
             f"{accuracy['repeated']:.1%} on the repeated part",
             f"{history.seconds:.1f} s training on 1 thread (load average "
-            f"{os.getloadavg()[0]:.1f}), phase change at step "
+            f"{_load_average()}), phase change at step "
             f"{_phase_change_step(history.losses)}; first occurrence "
             f"{accuracy['first']:.1%} (target: >= 90% within 60 s)",
         ),
@@ -498,6 +498,11 @@ def reading_attention() -> list[Row]:
             )
         )
     return rows
+
+
+def _load_average() -> str:
+    """The 1-minute load average, for notes on times (not available on Windows)."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "unknown"
 
 
 def lm_loss_of(logits: torch.Tensor, tokens: torch.Tensor) -> float:
