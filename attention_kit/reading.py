@@ -247,14 +247,14 @@ def previous_token_score(weights: Tensor) -> Tensor:
     """Per head, the mean weight from each token to the one just before it.
 
     weights ``(batch, heads, n, n)`` with n >= 2 -> ``(heads,)``: the mean of
-    ``A[b, h, t, t - 1]`` over every sequence b and every t >= 1.
+    ``A[b, head, t, t - 1]`` over every sequence b and every t >= 1.
     """
     return weights.diagonal(offset=-1, dim1=-2, dim2=-1).mean(dim=(0, 2))
 
 
 def induction_score(weights: Tensor, periods: Tensor) -> Tensor:
     """Per head, the mean weight from each repeated token to the token after its
-    earlier copy: ``A[b, h, t, t - period_b + 1]``.
+    earlier copy: ``A[b, head, t, t - period_b + 1]``.
 
     weights ``(batch, heads, n, n)``, periods ``(batch,)`` -> ``(heads,)``: the mean over
     every pair (b, t) with t >= period_b (all sequences pooled; there must be at least
@@ -316,8 +316,8 @@ def ablated_loss(
 
 
 def norm_weighted_attention(weights: Tensor, values: Tensor, W_o: Tensor) -> Tensor:
-    """Kobayashi et al. (2020): how much key j moves query i's output in head h,
-    ``|| a_hij * v_hj W_O^h ||``, the length of key j's term in the head's output.
+    """Kobayashi et al. (2020): how much key j moves query t's output in each head,
+    ``|| a_tj * v_j W_o[head] ||``, the length of key j's term in the head's output.
 
     weights ``(batch, heads, n, m)``, values ``(batch, heads, m, head_dim)``, W_o
     ``(heads, head_dim, d_model)`` (every head's block of W_O) -> ``(batch, heads, n,
@@ -383,7 +383,7 @@ def gradient_times_input(
 
 def copy_weight(weights: Tensor, periods: Tensor) -> Tensor:
     """Per head, the mean weight from each repeated token to the tokens after ALL its
-    earlier copies, ``A[b, h, t, j]`` summed over ``j <= t`` with ``j = t + 1 (mod
+    earlier copies, ``A[b, head, t, j]`` summed over ``j <= t`` with ``j = t + 1 (mod
     period_b)``, then averaged like :func:`induction_score` over every (b, t) with
     t >= period_b. It counts a head that reads any earlier copy, where the induction
     score counts only the latest. weights ``(batch, heads, n, n)`` -> ``(heads,)``."""

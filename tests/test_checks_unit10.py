@@ -263,10 +263,10 @@ def test_ablated_loss_passes_correct_answers(capsys):
 def norms_by_loop(weights, values, W_o):  # correct: head by head, term by term
     batch, heads, n, m = weights.shape
     result = torch.zeros(batch, heads, n, m, dtype=weights.dtype)
-    for h in range(heads):
-        projected = values[:, h] @ W_o[h]  # (batch, m, d_model)
-        terms = weights[:, h, :, :, None] * projected[:, None]  # (batch, n, m, d)
-        result[:, h] = terms.norm(dim=-1)
+    for head in range(heads):
+        projected = values[:, head] @ W_o[head]  # (batch, m, d_model)
+        terms = weights[:, head, :, :, None] * projected[:, None]  # (batch, n, m, d)
+        result[:, head] = terms.norm(dim=-1)
     return result
 
 
@@ -365,5 +365,5 @@ MISTAKES = [
     (check_norm_weighted_attention, norms_product_of_norms, "length of the product"),
     (check_norm_weighted_attention, norms_head_zero, "W_o[0]"),
     (check_norm_weighted_attention, norms_summed_over_heads, "keep the heads apart"),
-    (check_norm_weighted_attention, norms_of_whole_row, "a_hij * ||v_hj W_O^h||"),
+    (check_norm_weighted_attention, norms_of_whole_row, "a_tj * ||v_j W_o[head]||"),
 ]

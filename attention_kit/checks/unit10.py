@@ -111,7 +111,7 @@ def check_previous_token_score(c: Checker, answer) -> None:
         c.expect_close(
             score,
             previous_token_score(weights),
-            f"{name}: each head's score is the mean of A[b, h, t, t - 1] over every "
+            f"{name}: each head's score is the mean of A[b, head, t, t - 1] over every "
             "sequence b and every query t >= 1.",
             mistakes=[(m, h) for m, h in mistakes if m.shape == (heads,)],
             atol=_tolerance(answer_weights),
@@ -146,7 +146,7 @@ def _induction_mistakes(weights: Tensor, periods: Tensor) -> list[tuple[Tensor, 
     repeated = repeated_part(periods, n)
 
     def pooled(offset: int, where: Tensor = repeated) -> Tensor:
-        """Mean of A[b, h, t, t - period_b + offset] over the (b, t) in ``where``."""
+        """Mean of A[b, head, t, t - period_b + offset] over the (b, t) in ``where``."""
         source = (t[None, :] - periods[:, None] + offset).clamp(0, n - 1)
         picked = weights.gather(-1, source[:, None, :, None].expand(-1, heads, -1, 1))
         keep = where[:, None, :, None].double()
@@ -227,7 +227,7 @@ def check_induction_score(c: Checker, answer) -> None:
         c.expect_close(
             score,
             induction_score(weights, periods),
-            f"{name}: each head's score is the mean of A[b, h, t, t - periods[b] + 1] "
+            f"{name}: each head's score is the mean of A[b, head, t, t - periods[b] + 1] "
             "over every pair (b, t) with t >= periods[b], all sequences pooled.",
             mistakes=_induction_mistakes(weights, periods),
             atol=tolerance,
@@ -471,36 +471,36 @@ def _norm_mistakes(weights, values, W_o) -> list[tuple[Tensor, str]]:
         (
             weights * values.norm(dim=-1)[:, :, None, :],
             "you used the length of the value v_j alone; Kobayashi et al. measure the "
-            "length of what the head adds to the output, v_j W_O^h: project each value "
-            "with its head's block W_o[h] first.",
+            "length of what the head adds to the output, v_j W_o[head]: project each value "
+            "with its head's block W_o[head] first.",
         ),
         (
             projected.expand_as(weights),
             "the attention weight is missing: each term of the head's output is "
-            "a_ij * (v_j W_O^h), so its length is a_ij * ||v_j W_O^h||.",
+            "a_tj * (v_j W_o[head]), so its length is a_tj * ||v_j W_o[head]||.",
         ),
         (
             expected**2,
-            "that is the squared length; take the norm itself, ||a_ij v_j W_O^h||.",
+            "that is the squared length; take the norm itself, ||a_tj v_j W_o[head]||.",
         ),
         (
             expected / expected.sum(dim=-1, keepdim=True),
             "you normalised each row to sum to 1; the method compares the raw lengths "
-            "||a_ij v_j W_O^h||, so that a row can show how much the head moves the "
+            "||a_tj v_j W_o[head]||, so that a row can show how much the head moves the "
             "output at all.",
         ),
         (
             weights
             * (values.norm(dim=-1) * W_o.norm(dim=(-2, -1))[None, :, None])[:, :, None],
-            "that multiplies the length of v_j by the size of W_O^h; the length of the "
-            "product v_j W_O^h is what counts (einsum('bhmk,hkd->bhmd', values, W_o), "
+            "that multiplies the length of v_j by the size of W_o[head]; the length of the "
+            "product v_j W_o[head] is what counts (einsum('bhmk,hkd->bhmd', values, W_o), "
             "then .norm(dim=-1)).",
         ),
         (
             weights
             * torch.einsum("bhmk,kd->bhmd", values, W_o[0]).norm(dim=-1)[:, :, None],
-            "every head used head 0's block W_o[0]; head h's values go through "
-            "its own block W_o[h].",
+            "every head used head 0's block W_o[0]; each head's values go through "
+            "its own block W_o[head].",
         ),
     ]
     if weights.shape[-2] == weights.shape[-1]:
@@ -539,7 +539,7 @@ def check_norm_weighted_attention(c: Checker, answer) -> None:
         c.expect_close(
             result,
             norm_weighted_attention(weights, values, W_o),
-            f"{name}: entry (b, h, i, j) should be the length of key j's term in head "
-            "h's output, a_hij * ||v_hj W_O^h||.",
+            f"{name}: entry (b, head, t, j) should be the length of key j's term in "
+            "that head's output at query t, a_tj * ||v_j W_o[head]||.",
             mistakes=_norm_mistakes(weights, values, W_o),
         )
