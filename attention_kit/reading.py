@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from .attention import head_size, scaled_dot_product_attention, split_heads
 from .masks import causal_mask
-from .train import History, fit, random_batches, set_seed
+from .train import History, evaluating, fit, random_batches, set_seed
 from .transformer import lm_loss
 
 # ---------------------------------------------------------------------------------------
@@ -306,7 +306,8 @@ def ablated_loss(
     """The language-model loss (a scalar) of ``model`` on ``tokens`` ``(batch, n)``
     with head ``head`` of layer ``layer`` removed (see :func:`ablate`); every later
     layer sees the changed residual stream."""
-    logits, _ = model(tokens, edit=ablate(layer, head, mode))
+    with evaluating(model):
+        logits, _ = model(tokens, edit=ablate(layer, head, mode))
     return lm_loss(logits, tokens)
 
 
@@ -333,15 +334,16 @@ def layer_norm_weighted(
 ) -> list[Tensor]:
     """:func:`norm_weighted_attention` of every layer of ``model`` on ``tokens``
     ``(batch, n)``: a list of ``(batch, heads, n, n)``."""
-    x = model.embed(tokens)
     maps = []
-    for layer in model.layers:
-        per_head, weights = layer(x)
-        norms = norm_weighted_attention(
-            weights, layer.values(x), layer.output_matrices()
-        )
-        maps.append(norms)
-        x = x + per_head.sum(dim=1) + layer.W_o.bias
+    with evaluating(model):
+        x = model.embed(tokens)
+        for layer in model.layers:
+            per_head, weights = layer(x)
+            norms = norm_weighted_attention(
+                weights, layer.values(x), layer.output_matrices()
+            )
+            maps.append(norms)
+            x = x + per_head.sum(dim=1) + layer.W_o.bias
     return maps
 
 
@@ -373,8 +375,9 @@ def gradient_times_input(
 
     tokens ``(batch, n)``, queries and targets ``(batch,)`` -> ``(batch, n)``.
     """
-    x = model.embed(tokens).detach().requires_grad_(True)
-    logits, _ = model.run_from(x)
+    with evaluating(model):
+        x = model.embed(tokens).detach().requires_grad_(True)
+        logits, _ = model.run_from(x)
     rows = torch.arange(len(tokens))
     chosen = logits[rows, queries, targets].sum()
     (gradient,) = torch.autograd.grad(chosen, x)
@@ -460,14 +463,16 @@ def removal_effect(
     def target_log_prob(logits: Tensor) -> Tensor:
         return logits[rows, queries].log_softmax(dim=-1)[rows, targets]
 
-    logits, weights = model(tokens)
-    before = target_log_prob(logits)
     drops = []
-    for j in range(tokens.shape[1]):
-        edited = weights[last].clone()
-        edited[..., j] = 0.0
-        edited = edited / edited.sum(dim=-1, keepdim=True).clamp(min=1e-12)
-        drops.append(before - target_log_prob(model(tokens, weights={last: edited})[0]))
+    with evaluating(model):
+        logits, weights = model(tokens)
+        before = target_log_prob(logits)
+        for j in range(tokens.shape[1]):
+            edited = weights[last].clone()
+            edited[..., j] = 0.0
+            edited = edited / edited.sum(dim=-1, keepdim=True).clamp(min=1e-12)
+            after = target_log_prob(model(tokens, weights={last: edited})[0])
+            drops.append(before - after)
     return torch.stack(drops, dim=1)
 
 
@@ -487,9 +492,9 @@ def attribution_scores(
     - "ablation": :func:`removal_effect`, the causal test.
     """
     rows = torch.arange(len(tokens))
-    with torch.no_grad():
+    with torch.no_grad(), evaluating(model):
         _, weights = model(tokens)
-        norms = layer_norm_weighted(model, tokens)[-1]
+    norms = layer_norm_weighted(model, tokens)[-1]
     targets = tokens[rows, queries + 1]
     scores = {
         "last layer's weights": _at_queries(weights[-1].mean(dim=1), queries),

@@ -326,3 +326,12 @@ def test_the_saved_checkpoint_is_what_training_gives():
         )
         for key, value in saved[name].items():
             torch.testing.assert_close(fresh[name][key], value, atol=1e-4, rtol=1e-4)
+
+
+def test_helpers_give_the_model_back_in_the_mode_it_had():
+    model = small_model(vocab=30, n=24).train()
+    tokens, periods = repeated_segments(4, 24, 30, 3, 12, seed=4)
+    queries, _ = one_query_per_sequence(periods)
+    ablated_loss(model, tokens, 0, 1)
+    attribution_scores(model, tokens, queries)
+    assert all(module.training for module in model.modules())
