@@ -61,11 +61,12 @@ IGNORE = shutil.ignore_patterns(
 
 README = """# Attention, Step by Step (student edition, version {version})
 
-An open course on the attention mechanism of large language models: nine units, each a
+An open course on the attention mechanism of large language models: ten units, each a
 lecture and a lab, from a soft dictionary lookup to a small transformer that trains on
-a laptop CPU in under a minute. This copy is the one to work from as a learner: the
-labs' exercises are yours to fill in, and every exercise has a check that tells you at
-once whether your answer is right and, if not, what to look at.
+a laptop CPU in under a minute, and what its attention maps show and do not show. This
+copy is the one to work from as a learner: the labs' exercises are yours to fill in,
+and every exercise has a check that tells you at once whether your answer is right and,
+if not, what to look at.
 
 ## Start
 

@@ -7,9 +7,10 @@ Each lecture becomes ``_build/slides/NN_topic.slides.html`` (cuts from each cell
   the ``white`` theme, whose fonts ship with it;
 - MathJax 3 from the pinned ``sphinx-mathjax-offline`` package, as in the book.
 
-So a deck opened from disk makes no request to the network. The ``hide-input`` and
-``remove-input`` tags drop a cell's code from its slide (the figure stays),
-``remove-output`` its outputs, ``remove-cell`` the whole cell.
+So a deck opened from disk makes no request to the network. A figure carries the text
+alternative of its cell, ``mystnb: image: alt`` in the metadata, as in the book. The
+``hide-input`` and ``remove-input`` tags drop a cell's code from its slide (the figure
+stays), ``remove-output`` its outputs, ``remove-cell`` the whole cell.
 
 Every slide fits the deck (960 x 700 px) with all its fragments shown. ``fit_to_slides``
 cuts the deck at build time from an estimate of each cell's height on a slide:
@@ -115,12 +116,13 @@ window.MathJax = {
 </script>
 <script defer src="mathjax/tex-chtml.js"></script>
 {%- endblock html_head_js_mathjax -%}
-{% block data_png scoped %}
+{%- block data_png scoped -%}
+{%- set alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt") -%}
 <div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
 <img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
- alt="{{ output.metadata.get('alt', '') | escape_html }}">
+{%- if alt %} alt="{{ alt | escape_html }}"{% endif %}>
 </div>
-{%- endblock data_png %}
+{%- endblock data_png -%}
 {% block footer_js %}
 <script src="reveal.js/dist/reveal.js"></script>
 <script src="reveal.js/plugin/notes/notes.js"></script>
@@ -257,9 +259,11 @@ def plain(text: str) -> str:
 
 def figure_height(png: str) -> float:
     """Shown height of a PNG (base64) that fills the slide's width, capped."""
-    header = base64.b64decode(png[:44])
+    header = base64.b64decode(png.strip()[:44] + "==")
+    if len(header) < 24 or not header.startswith(b"\x89PNG"):
+        return FIGURE_MAX  # not a PNG header we can read: assume the tallest
     width, height = struct.unpack(">II", header[16:24])
-    return min(height * min(1.0, FIGURE_WIDTH / width), FIGURE_MAX)
+    return min(height * min(1.0, FIGURE_WIDTH / max(width, 1)), FIGURE_MAX)
 
 
 def output_height(output: nbformat.NotebookNode) -> float:
@@ -340,8 +344,8 @@ def split_code(cell: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
 
 
 def fit_to_slides(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of ``notebook`` cut so that every slide's estimated height fits; speaker
-    notes and figure descriptions put where the deck's template reads them."""
+    """A copy of ``notebook`` cut so that every slide's estimated height fits, with its
+    speaker notes where the deck's template reads them."""
     result = copy.deepcopy(notebook)
     cells = []
     for cell in result.cells:
@@ -351,10 +355,6 @@ def fit_to_slides(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
             set_slide_type(cell, "notes")
             cells.append(cell)
             continue
-        alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt")
-        for output in cell.get("outputs", []):
-            if alt and "image/png" in output.get("data", {}):
-                output.setdefault("metadata", {})["alt"] = alt
         if cell.cell_type == "markdown":
             cells += split_markdown(cell)
         elif cell.cell_type == "code":
