@@ -18,7 +18,7 @@ from attention_kit.checks import (
 )
 from attention_kit.masks import causal_mask
 from attention_kit.transformer import Block, FeedForward, filter_logits
-from conftest import assert_fails_with, assert_passes
+from conftest import assert_fails_with, assert_passes, with_globals
 
 # --- 08.1 FeedForward ------------------------------------------------------------------
 
@@ -428,6 +428,15 @@ def sample_reseeds_generator(logits, temperature, top_k, generator):
     return sample_reference(logits, temperature, top_k, generator)
 
 
+def sample_from_the_learners_distribution(logits, temperature, top_k, generator):
+    """Right, if the learner's sampling_distribution (Exercise 08.4) is."""
+    p = sampling_distribution(logits, temperature, top_k)
+    return torch.multinomial(p, 1, generator=generator).squeeze(-1)
+
+
+sampling_distribution = distribution_reference  # the learner's 08.4, solved
+
+
 def sample_own_generator(logits, temperature, top_k, generator):
     return sample_reference(
         logits, temperature, top_k, torch.Generator().manual_seed(0)
@@ -450,6 +459,7 @@ def sample_ignores_temperature(logits, temperature, top_k, generator):
 def test_sample_next_right_answers_pass(capsys):
     assert_passes(check_sample_next, sample_reference, capsys, "sample_next")
     assert_passes(check_sample_next, sample_inverse_cdf, capsys)
+    assert_passes(check_sample_next, sample_from_the_learners_distribution, capsys)
 
 
 def test_sample_next_waits_for_the_distribution_exercise(capsys):
@@ -529,6 +539,14 @@ MISTAKES = [
     (check_sample_next, sample_own_generator, "was not used"),
     (check_sample_next, sample_shared_uniform, "one per row"),
     (check_sample_next, sample_reseeds_generator, "re-seeded"),
+    (  # a right 08.5 calling a wrong 08.4: the core blames 08.4, with 08.4's hint
+        check_sample_next,
+        with_globals(
+            sample_from_the_learners_distribution,
+            sampling_distribution=distribution_multiplied,
+        ),
+        "your sampling_distribution does not pass Exercise 08.4 yet; fix it first",
+    ),
     (check_sample_next, sample_first_row_only, "EACH row"),
     (check_sample_next, sample_int32, "int64"),
 ]

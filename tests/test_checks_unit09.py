@@ -154,6 +154,10 @@ def step_float64_inside(q, k, v, cache_k, cache_v):  # correct: float64 work, ca
     return out.to(q.dtype), keys.to(q.dtype), values.to(q.dtype)
 
 
+def step_float64_out(q, k, v, cache_k, cache_v):  # float64 work, not cast back
+    return cache_step(*(t.double() for t in (q, k, v, cache_k, cache_v)))
+
+
 def test_attend_with_cache_passes_correct_answers(capsys):
     assert_passes(check_attend_with_cache, cache_step, capsys)
     assert_passes(check_attend_with_cache, cache_step_sdpa, capsys)
@@ -243,10 +247,33 @@ def update_own_block_max(state, scores, values):  # new terms against the block'
     )
 
 
+def update_float64_inside(state, scores, values):  # correct: cast back at the end
+    new = online_softmax_update(
+        tuple(t.double() for t in state), scores.double(), values.double()
+    )
+    return tuple(t.to(scores.dtype) for t in new)
+
+
+def update_float64_out(state, scores, values):  # float64 work, not cast back
+    return online_softmax_update(
+        tuple(t.double() for t in state), scores.double(), values.double()
+    )
+
+
+def update_new_float32_tensors(state, scores, values):  # fresh tensors in float32
+    running_max, running_sum, output = online_softmax_update(state, scores, values)
+    return (
+        torch.tensor(running_max.tolist()),
+        torch.tensor(running_sum.tolist()),
+        torch.tensor(output.tolist()),
+    )
+
+
 def test_online_softmax_update_passes_correct_answers(capsys):
     assert_passes(check_online_softmax_update, online_softmax_update, capsys)
     assert_passes(check_online_softmax_update, update_with_switches(), capsys)
     assert_passes(check_online_softmax_update, update_einsum, capsys)
+    assert_passes(check_online_softmax_update, update_float64_inside, capsys)
 
 
 # --- 09.3 sliding_window_mask -------------------------------------------------------------
@@ -371,9 +398,19 @@ def linear_exclusive_sums(queries, keys, values, causal=False):  # j < i when ca
     return numerator / (q * normalisers).sum(-1, keepdim=True)
 
 
+def linear_float64_inside(queries, keys, values, causal=False):  # correct
+    out = linear_attention(queries.double(), keys.double(), values.double(), causal)
+    return out.to(queries.dtype)
+
+
+def linear_float32_always(queries, keys, values, causal=False):
+    return linear_attention(queries.float(), keys.float(), values.float(), causal)
+
+
 def test_linear_attention_passes_correct_answers(capsys):
     assert_passes(check_linear_attention, linear_attention, capsys)
     assert_passes(check_linear_attention, linear_loop, capsys)
+    assert_passes(check_linear_attention, linear_float64_inside, capsys)
 
 
 MISTAKES = [
@@ -391,6 +428,7 @@ MISTAKES = [
     (check_attend_with_cache, step_attends_new_only, "whole grown cache"),
     (check_attend_with_cache, step_naive_softmax, "overflows float32"),
     (check_attend_with_cache, step_is_causal, "top-left"),
+    (check_attend_with_cache, step_float64_out, "promises the input's dtype"),
     (check_online_softmax_update, update_max_kept, "running maximum is not updated"),
     (check_online_softmax_update, update_own_block_max, "block's own maximum"),
     (check_online_softmax_update, update_with_switches(rescale="none"), "not rescaled"),
@@ -416,6 +454,8 @@ MISTAKES = [
         "ALL blocks",
     ),
     (check_online_softmax_update, update_in_place, "in place"),
+    (check_online_softmax_update, update_float64_out, "promises the input's dtype"),
+    (check_online_softmax_update, update_new_float32_tensors, "has dtype float32"),
     (check_sliding_window_mask, band_off_by_one, "i - j < window"),
     (check_sliding_window_mask, band_one_short, "window - 1 would leave one out"),
     (check_sliding_window_mask, band_symmetric, "symmetric"),
@@ -432,4 +472,5 @@ MISTAKES = [
     (check_linear_attention, linear_scaled_queries, "no scaling"),
     (check_linear_attention, linear_exclusive_sums, "own key included"),
     (check_linear_attention, linear_quadratic, "never to form"),
+    (check_linear_attention, linear_float32_always, "promises the input's dtype"),
 ]

@@ -76,12 +76,19 @@ def check_attend_with_cache(c: Checker, answer) -> None:
             "each cache grows by one row per token: torch.cat([cache, new], dim=-2) "
             "(the sequence axis), not the batch, head or feature axis."
         )
-        new_k = c.tensor(new_k, f"{what}: the new cache_k", grown, shape_hint=axis_hint)
+        new_k = c.tensor(
+            new_k,
+            f"{what}: the new cache_k",
+            grown,
+            shape_hint=axis_hint,
+            dtype=dtype,
+        )
         new_v = c.tensor(
             new_v,
             f"{what}: the new cache_v",
             grown,
             shape_hint=axis_hint + " Did you append the new value to cache_v too?",
+            dtype=dtype,
         )
         expected_out, expected_k, expected_v = _cached_step(q, k, v, cache_k, cache_v)
         key_mistakes = [
@@ -150,6 +157,7 @@ def check_attend_with_cache(c: Checker, answer) -> None:
             f"{what}: the output",
             (batch, heads, 1, d),
             shape_hint="one output row for the one new query.",
+            dtype=dtype,
             nan_hint=f"the largest score here is {largest:.0f}, and exp overflows "
             "float32 beyond 89: take the softmax over the keys after subtracting the "
             "row maximum (the kit's scaled_dot_product_attention and "
@@ -283,7 +291,10 @@ def _wrong_updates(state, scores, values) -> list[tuple[tuple[Tensor, ...], str]
 def _update_cases():
     """(state, scores, values, empty state): a state after one block, then a block that
     raises, keeps or lowers the maximum; batch shapes (2,), (1,) and none; block widths
-    1 to 7; float64 and float32; one block whose scores spread over more than 100."""
+    1 to 7; float64 and float32; one float32 block whose scores lie beyond 89 (exp
+    overflows float32 there). Every score is finite: the exercise leaves masked keys
+    (score -inf, and NaN from exp(-inf + inf) in a fully masked block) to the kit's
+    version, and its statement says so."""
     g = random_generator(92)
     for rows, width, dv, shift, scale, dtype in [
         ((2, 3), 4, 5, 3.0, 2.0, torch.float64),
@@ -329,6 +340,7 @@ def check_online_softmax_update(c: Checker, answer) -> None:
                 tuple(expected[index].shape),
                 shape_hint="keep the state's shapes: (..., n, 1), (..., n, 1) and "
                 "(..., n, d_v); use keepdim=True in max and sum.",
+                dtype=scores.dtype,
                 nan_hint="subtract the running maximum before exp (scores here spread "
                 f"over {spread:.0f}), and rescale by exp(old max - new max).",
             )
@@ -353,12 +365,15 @@ def check_online_softmax_update(c: Checker, answer) -> None:
         output = c.tensor(
             state[2],
             "the output after the last block",
+            dtype=scores.dtype,
             nan_hint=(
                 "from the empty state the old maximum is -inf: exp(-inf - new_max) = 0 is "
                 "fine, but exp(new_max - (-inf)) is inf."
             ),
         )
-        total = c.tensor(state[1], "the running sum after the last block")
+        total = c.tensor(
+            state[1], "the running sum after the last block", dtype=scores.dtype
+        )
         c.expect_close(
             output / total,
             torch.softmax(scores, dim=-1) @ values,
@@ -475,7 +490,7 @@ def _linear_mistakes(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> list:
     mistakes = [
         (
             explicit(pq, pk, normalise=False),
-            "the normaliser is missing: divide phi(q_i)^T S by phi(q_i)^T z, where z is "
+            "the normaliser is missing: divide phi(q_i)^T U by phi(q_i)^T z, where z is "
             "the sum of phi(k_j) over the keys the query may see.",
         ),
         (
@@ -547,6 +562,7 @@ def check_linear_attention(c: Checker, answer) -> None:
                 what,
                 (*shape, n, d_v),
                 shape_hint="one output row per query, of the values' width d_v.",
+                dtype=dtype,
                 nan_hint="with phi = elu + 1 every similarity is positive, so the "
                 "normaliser cannot be 0"
                 + (
@@ -561,7 +577,7 @@ def check_linear_attention(c: Checker, answer) -> None:
             c.expect_close(
                 out,
                 expected,
-                f"{what}: out_i = phi(q_i)^T S / phi(q_i)^T z with S the sum of "
+                f"{what}: out_i = phi(q_i)^T U / phi(q_i)^T z with U the sum of "
                 "phi(k_j) v_j^T and z the sum of phi(k_j) over the keys query i may see "
                 "(all keys, or j <= i when causal), phi(x) = elu(x) + 1.",
                 mistakes=mistakes,
