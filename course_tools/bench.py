@@ -240,11 +240,28 @@ def recall_task() -> list[Row]:
     return rows
 
 
+# (name, attention window, positions, steps); the lab trains the first two
+CHAR_RUNS = [
+    ("the lab's model (RoPE)", None, "rope", 200),
+    ("attention on the current token only", 1, "rope", 200),
+    ("learned positions instead of RoPE", None, "learned", 200),
+    ("the lab's model (RoPE)", None, "rope", 1000),
+    ("attention on the current token only", 1, "rope", 1000),
+    ("the lab's model (RoPE)", None, "rope", 3000),
+]
+
+
 def char_language_model() -> list[Row]:
     """Unit 08: the character LM on the generated agreement corpus, in bits per
     character on held-out sentences, against n-gram baselines and the same model with
-    attention limited to the current token."""
-    from attention_kit.data import agreement_corpus, ngram_bits_per_character
+    attention limited to the current token; and whether it learned agreement, on
+    minimal pairs (data.agreement_pairs: the same text with a singular or a plural
+    subject, ending at the verb's stem)."""
+    from attention_kit.data import (
+        agreement_corpus,
+        agreement_pairs,
+        ngram_bits_per_character,
+    )
     from attention_kit.transformer import (
         MiniTransformer,
         TransformerConfig,
@@ -258,6 +275,9 @@ def char_language_model() -> list[Row]:
     train_ids, valid_ids = (
         torch.tensor([alphabet.index(c) for c in t]) for t in (train, valid)
     )
+    pairs = visible_pairs(agreement_pairs(300, seed=2), 64)
+    sentences = valid.splitlines()
+    share = len(sentences) / len(valid)  # one verb ending per sentence, of all chars
     rows = [
         (
             f"char LM, {name} baseline",
@@ -266,52 +286,76 @@ def char_language_model() -> list[Row]:
         )
         for name, k in [("unigram", 1), ("bigram", 2), ("trigram", 3)]
     ]
-    for name, window, positions, steps in [
-        ("the lab's model (RoPE)", None, "rope", 200),
-        ("attention on the current token only", 1, "rope", 200),
-        ("learned positions instead of RoPE", None, "learned", 200),
-        ("the lab's model (RoPE)", None, "rope", 1000),
-        ("attention on the current token only", 1, "rope", 1000),
-    ]:
+    rows.append(
+        (
+            "char LM, what agreement is worth",
+            f"{share:.3f} bpc at most",
+            f"1 bit per verb ending, one in {1 / share:.1f} characters",
+        )
+    )
+    for number, (name, window, positions, steps) in enumerate(CHAR_RUNS):
         set_seed(0)
         config = TransformerConfig(
             len(alphabet), 64, 32, 2, 2, positions=positions, window=window
         )
         model = MiniTransformer(config)
         batches = random_batches(text_windows(train_ids, 64), batch_size=32, seed=0)
-        history = fit(
+        history = _train_with_bar(
             model,
             lambda m, b: lm_loss(m(b[0])[0], b[0]),
             batches,
             steps,
             1e-2,
-            progress=False,
+            f"char LM {number + 1}/{len(CHAR_RUNS)}: {name}, {steps} steps",
         )
-        agreement = _verb_agreement(model, valid.splitlines()[:300], alphabet)
+        singular, plural, preferred = agreement_on_pairs(model, pairs, alphabet)
         rows.append(
             (
                 f"char LM, {name}, {steps} steps",
                 f"{bits_per_character(model, valid_ids):.3f} bpc",
-                f"{history.seconds:.1f} s training; p(right verb ending) {agreement:.2f}",
+                f"{history.seconds:.1f} s training; P('s') after a singular subject "
+                f"{singular:.2f}, plural {plural:.2f}; right ending preferred "
+                f"{preferred:.0%} of {2 * len(pairs)} (subject-blind: 50%)",
             )
         )
     return rows
 
 
-@torch.no_grad()
-def _verb_agreement(model, sentences: list[str], alphabet: list[str]) -> float:
-    """The mean probability the model gives to the right character after the verb's
-    stem: 's' after a singular subject, '.' after a plural one (Lab 08)."""
-    import re
+def visible_pairs(pairs: list[tuple[str, str]], context: int) -> list[tuple[str, str]]:
+    """The pairs whose tested sentence (after the last newline) fits in ``context``
+    characters, so that a model reading the last ``context`` sees the subject."""
+    return [pair for pair in pairs if len(pair[1].rsplit("\n", 1)[-1]) < context]
 
-    total = 0.0
-    for sentence in sentences:
-        stem_end = re.search(r" (\w+?)s?\.$", sentence).end(1)
-        prefix = torch.tensor([alphabet.index(c) for c in sentence[:stem_end]])
-        logits, _ = model(prefix[None, -model.config.context_length :])
-        right = alphabet.index(sentence[stem_end])
-        total += torch.softmax(logits[0, -1], -1)[right].item()
-    return total / len(sentences)
+
+@torch.no_grad()
+def agreement_on_pairs(
+    model, pairs: list[tuple[str, str]], alphabet: list[str]
+) -> tuple[float, float, float]:
+    """On minimal pairs (singular, plural) ending at the verb's stem: the mean P('s')
+    after the singular texts and after the plural ones, and the share of all texts
+    where the right ending ('s' singular, '.' plural) gets more probability than the
+    wrong one. A model blind to the subject gives both members of a pair the same
+    distribution: equal means, and exactly 50% preferred."""
+    s, dot = alphabet.index("s"), alphabet.index(".")
+    context = model.config.context_length
+    model.eval()
+    ending = []
+    for texts in zip(*pairs, strict=True):
+        rows = []
+        for text in texts:
+            ids = torch.tensor([alphabet.index(c) for c in text])[-context:]
+            p = torch.softmax(model(ids[None])[0][0, -1], -1)
+            rows.append((p[s].item(), p[dot].item()))
+        ending.append(torch.tensor(rows))
+    singular, plural = ending
+    preferred = torch.cat(
+        [singular[:, 0] > singular[:, 1], plural[:, 1] > plural[:, 0]]
+    )
+    return (
+        singular[:, 0].mean().item(),
+        plural[:, 0].mean().item(),
+        preferred.float().mean().item(),
+    )
 
 
 def _unit09_model(context: int):

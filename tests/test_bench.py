@@ -49,3 +49,19 @@ def test_training_shows_what_runs_and_a_bar_on_stderr(capsys):
     out, err = capsys.readouterr()
     assert history.steps == 3 and out == ""
     assert "tiny run 1/1" in err and "3/3" in err
+
+
+def test_agreement_of_a_subject_blind_model_is_chance():
+    from attention_kit.data import agreement_corpus, agreement_pairs
+    from attention_kit.transformer import MiniTransformer, TransformerConfig
+
+    alphabet = sorted(set(agreement_corpus(200, seed=0)))
+    pairs = bench.visible_pairs(agreement_pairs(20, seed=3), 64)
+    assert pairs and all(len(p[1].rsplit("\n", 1)[-1]) < 64 for p in pairs)
+    torch.manual_seed(0)  # attention on the current token only: blind to the subject
+    blind = MiniTransformer(
+        TransformerConfig(len(alphabet), 64, 8, 1, 1, positions="rope", window=1)
+    )
+    singular, plural, preferred = bench.agreement_on_pairs(blind, pairs, alphabet)
+    assert singular == pytest.approx(plural, abs=1e-6)
+    assert preferred == 0.5
