@@ -329,6 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("course", type=Path, help="the course directory to write")
     parser.add_argument("--source", type=Path, default=ROOT / "solutions")
     args = parser.parse_args(argv)
+    for build in {(ROOT / "_build").resolve(), (Path.cwd() / "_build").resolve()}:
+        if args.course.resolve().is_relative_to(build):
+            parser.error(
+                f"{args.course} is inside {build}, which `make clean` deletes with the "
+                "grades in it: choose a course directory outside _build"
+            )
     written = write_course(args.course, args.source)
     print(f"wrote {len(written)} files into {args.course}: nbgrader_config.py, source/")
     for path in written:
