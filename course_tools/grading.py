@@ -147,7 +147,8 @@ c.Execute.timeout = {CELL_TIMEOUT}  # seconds per cell
 # The kernels' own log (a warning per notebook about TCP transport) is not for teachers.
 c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
 c.GenerateFeedback.preprocessors = [CourseFeedback, CSSHTMLHeaderPreprocessor]
-c.HTMLExporter.template_name = "course_feedback"
+c.HTMLExporter.template_name = "course_feedback"  # nbgrader's, with MathJax offline
+c.HTMLExporter.template_file = "course_index.html.j2"
 c.HTMLExporter.extra_template_basedirs = [
     str(TEMPLATES),
     str(Path(__import__("nbgrader").__file__).parent / "server_extensions" / "formgrader"
