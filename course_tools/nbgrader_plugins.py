@@ -8,7 +8,8 @@
 - :class:`CourseFeedback` replaces ``GetGrades`` in ``generate_feedback``: it adds a note
   at the top of the page with the points that still await a person (written answers
   not graded yet) and one under each such answer, and puts MathJax beside the page, so
-  that the maths renders offline (the page's template loads ``mathjax/tex-svg.js``).
+  that the maths renders offline (the page's template loads ``mathjax/tex-svg.js``);
+  figures get the text alternative the book gives them (``mystnb.image.alt``).
 
 Only the nbgrader process imports this module; the labs never do.
 """
@@ -75,6 +76,10 @@ class CourseFeedback(GetGrades):
         cells, waiting = [], 0.0
         for cell in nb.cells:
             cells.append(cell)
+            # The book's text alternative of a figure, where nbconvert reads one.
+            alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt")
+            if alt and "alt" not in cell.metadata:
+                cell.metadata["alt"] = alt
             meta = cell.metadata.get("nbgrader", {})
             if meta.get("awaits_person"):
                 waiting += meta.get("points") or 0

@@ -479,6 +479,7 @@ def test_a_semester_with_nbgrader_as_the_readme_walks_it(tmp_path):
     assert not re.search(r"""<(script|link)[^>]*(src|href)=["']?(https?:)?//""", page)
     assert MATHJAX in page
     assert (course / "feedback" / "cy" / LAB / MATHJAX).exists()
+    feedback_renders_offline(course / "feedback" / "cy" / LAB / f"{LAB}.html")
     dee = (course / "feedback" / "dee" / LAB / f"{LAB}.html").read_text()
     assert "course&#39;s own answer" in dee or "course's own answer" in dee
 
@@ -501,6 +502,20 @@ def test_a_semester_with_nbgrader_as_the_readme_walks_it(tmp_path):
         s: sum(expected[s]) + len(written) * (s in answered) for s in submissions
     }, totals
     readme_commands_were_run(done)
+
+
+def feedback_renders_offline(page: Path) -> None:
+    """The page in headless Chromium with the network blocked: MathJax (from beside
+    the page) draws every formula. Skipped where Chromium is not installed."""
+    from course_tools.browser import Chromium, find_chromium
+
+    if find_chromium() is None:
+        return
+    with Chromium() as browser:
+        shown = browser.open(page)
+    assert shown.blocked == [] and shown.failed == [], (shown.blocked, shown.failed)
+    assert shown.report["mathjax"] == "ready", shown.report["mathjax"]
+    assert shown.report["rendered"] > 10 and not shown.report["errors"], shown.report
 
 
 def readme_commands_were_run(done: list[str]) -> None:
