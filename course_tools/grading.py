@@ -96,7 +96,7 @@ from pathlib import Path
 # inherit these variables: no progress bars in feedback, one thread per kernel.
 os.environ["{GRADING_VARIABLE}"] = "1"
 os.environ["TQDM_DISABLE"] = "1"
-for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "ATTENTION_KIT_THREADS"):
+for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[variable] = "1"
 # nbgrader 0.9's database code uses SQLAlchemy 1.x names that SQLAlchemy 2 warns about.
 warnings.filterwarnings("ignore", message=".*declarative_base.*")
@@ -320,6 +320,70 @@ def write_course(course: Path, source_dir: Path = ROOT / "solutions") -> list[Pa
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+def _cell_seconds(cell: nbformat.NotebookNode) -> float:
+    """How long nbgrader's kernel took for one cell (its recorded timing)."""
+    from datetime import datetime
+
+    timing = cell.metadata.get("execution", {})
+    if "iopub.execute_input" not in timing or "shell.execute_reply" not in timing:
+        return 0.0
+    start, end = (
+        datetime.fromisoformat(timing[key].replace("Z", "+00:00"))
+        for key in ("iopub.execute_input", "shell.execute_reply")
+    )
+    return (end - start).total_seconds()
+
+
+def measure_autograde(lab: str = "08_mini_transformer") -> list[tuple[str, str, str]]:
+    """``make bench autograde``: nbgrader autograde of one solved submission of a lab,
+    in a temporary course directory, with this course's nbgrader_config.py."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    import time
+
+    binaries = Path(sys.executable).parent
+    env = dict(os.environ, PATH=f"{binaries}{os.pathsep}{os.environ['PATH']}")
+    env.pop(GRADING_VARIABLE, None)
+    with tempfile.TemporaryDirectory() as folder:
+        course, only = Path(folder) / "course", Path(folder) / "solutions"
+        only.mkdir()
+        shutil.copy(ROOT / "solutions" / f"{lab}.ipynb", only)
+        write_course(course, only)
+        nbgrader = [str(binaries / "nbgrader")]
+        run = {"cwd": course, "env": env, "check": True, "capture_output": True}
+        subprocess.run([*nbgrader, "generate_assignment", lab], **run)
+        submitted = course / "submitted" / "solved" / lab
+        submitted.mkdir(parents=True)
+        source = nbformat.read(course / "source" / lab / f"{lab}.ipynb", as_version=4)
+        release = nbformat.read(course / "release" / lab / f"{lab}.ipynb", as_version=4)
+        answers = {
+            c.metadata["nbgrader"]["grade_id"]: c.source
+            for c in source.cells
+            if c.metadata.get("nbgrader", {}).get("solution")
+        }
+        for cell in release.cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id in answers:
+                cell.source = answers[grade_id]
+        nbformat.write(release, submitted / f"{lab}.ipynb")
+        start = time.perf_counter()
+        subprocess.run([*nbgrader, "autograde", lab], **run)
+        seconds = time.perf_counter() - start
+        graded = course / "autograded" / "solved" / lab / f"{lab}.ipynb"
+        longest = max(map(_cell_seconds, nbformat.read(graded, as_version=4).cells))
+    load = os.getloadavg()[0]
+    return [
+        (
+            f"autograde, one solved {lab} submission",
+            f"{seconds:.0f} s",
+            f"longest cell {longest:.0f} s against the {CELL_TIMEOUT} s per-cell "
+            f"timeout (load average {load:.1f} at the end)",
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
