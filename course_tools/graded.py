@@ -11,9 +11,11 @@ The cells that ``make nbgrader`` writes (see :mod:`course_tools.grading`) do not
    points once (08.5 calls 08.4's ``sampling_distribution``);
 3. runs the checker with a guard (:func:`guarded`): while it runs, a call *from the
    learner's code* to the course's answer for this exercise (``reference.SelfAttention``
-   for 04.2, ``kit.filter_logits`` for 08.4, see :func:`forbidden_objects`) or into the
-   checkers themselves is refused, and so is running the course's class through a
-   learner's subclass of it. The checker's own calls to the same reference go through.
+   for 04.2, ``kit.filter_logits`` for 08.4, see :func:`forbidden_objects`) or to the
+   checkers' functions (``unit08.reference_lm_loss``) is refused, and so is running the
+   course's class through a learner's subclass of it. The checker's own calls to the
+   same reference go through, and so do the objects a checker hands to the answer.
+   ``tests/test_nbgrader.py`` runs every lab's solution through this in grading mode.
 
 What this does not stop: a learner runs arbitrary Python in the grading kernel, and
 someone who copies the kit's source into the answer, or patches modules on purpose, gets
@@ -126,6 +128,9 @@ def _namespace_of(answer: Any) -> dict[str, Any]:
     """The globals the answer's names are looked up in (the notebook's namespace)."""
     if isinstance(answer, types.FunctionType):
         return answer.__globals__
+    methods = [f for f in vars(answer).values() if isinstance(f, types.FunctionType)]
+    if methods:  # a class: its methods look names up where the class was defined
+        return methods[0].__globals__
     module = inspect.getmodule(answer)
     return vars(module) if module is not None else {}
 
@@ -239,6 +244,21 @@ def _learners_subclass(frame: types.FrameType, classes: tuple[type, ...]) -> boo
     )
 
 
+def checker_functions() -> dict[types.CodeType, str]:
+    """The code of every module-level function of the checkers (the checks and their
+    helpers, such as ``unit08.reference_lm_loss``), labelled for messages."""
+    codes = {}
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__name__", "")
+        if not name.startswith("attention_kit.checks."):
+            continue
+        for value in vars(module).values():
+            if isinstance(value, types.FunctionType) and value.__module__ == name:
+                codes.update(_codes(value))
+                codes[value.__code__] = f"{name}.{value.__name__}, the checkers' code"
+    return codes
+
+
 class Refusal:
     """Records the first refused call; ``hint`` says which and why."""
 
@@ -249,7 +269,8 @@ class Refusal:
 @contextmanager
 def guarded(exercise: str, name: str) -> Iterator[Refusal]:
     """Refuse calls from the learner's code to the course's answer for ``exercise``
-    (and into the checkers and these tools) while the block runs.
+    (and to the checkers' module-level functions) while the block runs. Functions and
+    objects a checker hands to the learner's code (a model, a hook) stay callable.
 
     A profile hook (``sys.setprofile``) sees every Python call; for the forbidden code
     it walks back to the nearest caller that is neither a library nor the kit. When that
@@ -262,9 +283,10 @@ def guarded(exercise: str, name: str) -> Iterator[Refusal]:
     for value in forbidden:
         codes.update(_codes(value))
     classes = tuple(v for v in forbidden if isinstance(v, type))
-    allowed = {
-        f.__code__ for f in (reference_decoder_step, reference_sampling_distribution)
-    }
+    codes.update(checker_functions())
+    own = REFERENCES[exercise]() if exercise in REFERENCES else None
+    if _from_course(own):  # the course's version of this very exercise
+        codes.update(_codes(own))
     refusal = Refusal()
     previous = sys.getprofile()
 
@@ -280,15 +302,10 @@ def guarded(exercise: str, name: str) -> Iterator[Refusal]:
         if event != "call":
             return
         code = frame.f_code
-        if code in codes:
-            if _called_by_learner(frame) or _learners_subclass(frame, classes):
-                refuse(codes[code])
-        elif (
-            code not in allowed
-            and _is_course(code.co_filename)
-            and _called_by_learner(frame)
+        if code in codes and (
+            _called_by_learner(frame) or _learners_subclass(frame, classes)
         ):
-            refuse(f"{Path(code.co_filename).stem}.{code.co_name}, the grading code")
+            refuse(codes[code])
 
     sys.setprofile(hook)
     try:

@@ -222,6 +222,10 @@ def reads_the_checkers_reference(logits, tokens, pad_id):
     return reference_lm_loss(logits, tokens, pad_id)
 
 
+def uses_the_graders_version(logits, temperature=1.0, top_k=None):
+    return REFERENCES["08.4"]()(logits, temperature, top_k)
+
+
 @pytest.mark.parametrize(
     ("exercise", "answer", "words"),
     [
@@ -232,7 +236,8 @@ def reads_the_checkers_reference(logits, tokens, pad_id):
         ("04.2", CallsTheReferenceForward, "attention.SelfAttention"),
         ("08.1", KitsFeedForward, "transformer.FeedForward"),
         ("08.3", loss_of_the_kit, "transformer.lm_loss"),
-        ("08.3", reads_the_checkers_reference, "the grading code"),
+        ("08.3", reads_the_checkers_reference, "the checkers' code"),
+        ("08.4", uses_the_graders_version, "graded.reference_sampling_distribution"),
         ("08.4", distribution_of_the_kit, "transformer.filter_logits"),
     ],
     ids=lambda v: getattr(v, "__name__", v) if callable(v) else None,
@@ -596,3 +601,31 @@ def test_make_clean_and_make_nbgrader_keep_an_instructors_grades(tmp_path):
     assert points["ex04_2_self_attention"] == 5
     inside = make("nbgrader", project, "COURSE=_build/course")
     assert inside.returncode != 0 and "make clean" in inside.stderr
+
+
+# --- every solution earns its points under the guard ---------------------------------
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=[p.stem for p in SOLUTIONS])
+def test_every_solution_passes_its_locked_cells_in_grading_mode(
+    path, monkeypatch, capsys
+):
+    """The setup cell, the answer cells and the locked test cells of each lab, run as
+    notebook code (a file name outside the kit), in grading mode: no right answer is
+    refused, and each exercise's check passes."""
+    monkeypatch.setenv(GRADING_VARIABLE, "1")
+    source = nbgrader_source(nbformat.read(path, as_version=4), path.name)
+    setup = next(c for c in source.cells if c.cell_type == "code")
+    namespace = {"__name__": "__main__"}
+    graded = 0
+    for index, cell in enumerate(source.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not (cell is setup or meta):
+            continue
+        exec(
+            compile(cell.source, f"<notebook {path.stem} cell {index}>", "exec"),
+            namespace,
+        )
+        graded += bool(meta) and not meta["solution"]
+    out = capsys.readouterr().out
+    assert graded and out.count("✅") == graded, out
