@@ -118,6 +118,7 @@ from nbgrader.preprocessors import (  # noqa: E402
 
 from course_tools.nbgrader_plugins import (  # noqa: E402
     TEMPLATES,
+    CourseExport,
     CourseFeedback,
     CourseStubs,
 )
@@ -147,6 +148,7 @@ c.Execute.timeout = {CELL_TIMEOUT}  # seconds per cell
 # The kernels' own log (a warning per notebook about TCP transport) is not for teachers.
 c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
 c.GenerateFeedback.preprocessors = [CourseFeedback, CSSHTMLHeaderPreprocessor]
+c.ExportApp.plugin_class = CourseExport  # grades.csv says which points await a person
 c.HTMLExporter.template_name = "course_feedback"  # nbgrader's, with MathJax offline
 c.HTMLExporter.template_file = "course_index.html.j2"
 c.HTMLExporter.extra_template_basedirs = [

@@ -11,22 +11,28 @@
   that the maths renders offline (the page's template loads ``mathjax/tex-svg.js``);
   figures get the text alternative the book gives them (``mystnb.image.alt``).
 
+- :class:`CourseExport` is ``nbgrader export``'s CSV with one more column,
+  ``points_awaiting_person``: the points of written answers not graded yet.
+
 Only the nbgrader process imports this module; the labs never do.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
 import nbformat
+from nbgrader.api import MissingEntry
+from nbgrader.plugins import CsvExportPlugin
 from nbgrader.preprocessors import ClearSolutions, GetGrades
 
 from course_tools.slides import mathjax_folder
 
 GRADE_ID = re.compile(r"^ex(\d+)_(\d+)_")
 MATHJAX = "mathjax/tex-svg.js"
-TEMPLATES = Path(__file__).resolve().parent / "feedback_templates"
+TEMPLATES = Path(__file__).resolve().parent / "feedback-templates"
 
 
 def exercise_of(grade_id: str) -> str | None:
@@ -104,3 +110,33 @@ class CourseFeedback(GetGrades):
         outputs = resources.setdefault("outputs", {})
         outputs[MATHJAX] = (mathjax_folder() / Path(MATHJAX).name).read_bytes()
         return nb, resources
+
+
+class CourseExport(CsvExportPlugin):
+    """grades.csv with ``points_awaiting_person``: a score is final only at 0 there."""
+
+    def export(self, gradebook):
+        super().export(gradebook)
+        path = Path(self.to or "grades.csv")
+        with path.open(newline="") as table:
+            rows = list(csv.DictReader(table))
+        for row in rows:
+            try:
+                submission = gradebook.find_submission(
+                    row["assignment"], row["student_id"]
+                )
+            except MissingEntry:
+                waiting = 0.0
+            else:
+                waiting = sum(
+                    grade.max_score
+                    for notebook in submission.notebooks
+                    for grade in notebook.grades
+                    if grade.needs_manual_grade
+                )
+            row["points_awaiting_person"] = _points(waiting)
+        fields = [*(rows[0] if rows else []), "points_awaiting_person"]
+        with path.open("w", newline="") as table:
+            writer = csv.DictWriter(table, fieldnames=list(dict.fromkeys(fields)))
+            writer.writeheader()
+            writer.writerows(rows)

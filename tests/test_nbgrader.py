@@ -486,6 +486,8 @@ def test_a_semester_with_nbgrader_as_the_readme_walks_it(tmp_path):
     assert MATHJAX in page
     assert (course / "feedback" / "cy" / LAB / MATHJAX).exists()
     feedback_renders_offline(course / "feedback" / "cy" / LAB / f"{LAB}.html")
+    step("nbgrader export")
+    assert exported(course)["cy"]["points_awaiting_person"] == str(len(written))
     dee = (course / "feedback" / "dee" / LAB / f"{LAB}.html").read_text()
     assert "course&#39;s own answer" in dee or "course's own answer" in dee
 
@@ -504,14 +506,18 @@ def test_a_semester_with_nbgrader_as_the_readme_walks_it(tmp_path):
     page = (course / "feedback" / "cy" / LAB / f"{LAB}.html").read_text()
     assert "awaits your teacher" not in page.lower()
     step("nbgrader export")
-    with open(course / "grades.csv", newline="") as table:
-        totals = {
-            row["student_id"]: float(row["score"]) for row in csv.DictReader(table)
-        }
+    table = exported(course)
+    totals = {student: float(row["score"]) for student, row in table.items()}
+    assert {row["points_awaiting_person"] for row in table.values()} == {"0"}
     assert totals == {
         s: sum(expected[s]) + len(written) * (s in answered) for s in submissions
     }, totals
     readme_commands_were_run(done)
+
+
+def exported(course: Path) -> dict[str, dict[str, str]]:
+    with open(course / "grades.csv", newline="") as table:
+        return {row["student_id"]: row for row in csv.DictReader(table)}
 
 
 def feedback_renders_offline(page: Path) -> None:
