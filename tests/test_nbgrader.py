@@ -640,3 +640,12 @@ def test_every_solution_passes_its_locked_cells_in_grading_mode(
         graded += bool(meta) and not meta["solution"]
     out = capsys.readouterr().out
     assert graded and out.count("✅") == graded, out
+
+
+def test_every_exercise_knows_the_course_answer_it_refuses():
+    from course_tools.graded import SAME_AS_ANSWER, forbidden_objects
+
+    refused = {number: forbidden_objects(number) for number in CHECKERS}
+    assert set(SAME_AS_ANSWER) <= set(refused)
+    for number in ("04.1", "04.2", "08.1", "08.2", "08.3", "08.4", "08.5"):
+        assert refused[number], f"Exercise {number} refuses nothing"
