@@ -628,16 +628,17 @@ def test_every_solution_passes_its_locked_cells_in_grading_mode(
     source = nbgrader_source(nbformat.read(path, as_version=4), path.name)
     setup = next(c for c in source.cells if c.cell_type == "code")
     namespace = {"__name__": "__main__"}
-    graded = 0
-    for index, cell in enumerate(source.cells):
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or not (cell is setup or meta):
-            continue
-        exec(
-            compile(cell.source, f"<notebook {path.stem} cell {index}>", "exec"),
-            namespace,
-        )
-        graded += bool(meta) and not meta["solution"]
+    graded, threads = 0, torch.get_num_threads()
+    try:
+        for index, cell in enumerate(source.cells):
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type != "code" or not (cell is setup or meta):
+                continue
+            where = f"<notebook {path.stem} cell {index}>"
+            exec(compile(cell.source, where, "exec"), namespace)
+            graded += bool(meta) and not meta["solution"]
+    finally:
+        torch.set_num_threads(threads)  # a setup cell may set its own
     out = capsys.readouterr().out
     assert graded and out.count("✅") == graded, out
 
