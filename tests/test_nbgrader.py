@@ -650,3 +650,25 @@ def test_every_exercise_knows_the_course_answer_it_refuses():
     assert set(SAME_AS_ANSWER) <= set(refused)
     for number in ("04.1", "04.2", "08.1", "08.2", "08.3", "08.4", "08.5"):
         assert refused[number], f"Exercise {number} refuses nothing"
+
+
+def test_the_exchange_route_on_one_account(tmp_path):
+    """release_assignment, then a student's fetch_assignment and submit, then collect:
+    the submission lands in submitted/<account>/ with its timestamp (on a JupyterHub the
+    exchange is a shared folder and each student has an account)."""
+    lab = tmp_path / "solutions"
+    lab.mkdir()
+    nbformat.write(quick_lab(ROOT / "solutions" / f"{LAB}.ipynb"), lab / f"{LAB}.ipynb")
+    course, home = tmp_path / "course", tmp_path / "student"
+    home.mkdir()
+    write_course(course, lab)
+    run(f"nbgrader generate_assignment {LAB}", course)
+    run(f"nbgrader release_assignment {LAB}", course)
+    student = f"--course {COURSE_ID} --Exchange.root={course / 'exchange'}"
+    run(f"nbgrader fetch_assignment {LAB} {student}", home)
+    assert (home / LAB / f"{LAB}.ipynb").exists()
+    run(f"nbgrader submit {LAB} {student}", home)
+    run(f"nbgrader collect {LAB}", course)
+    (folder,) = (course / "submitted").iterdir()
+    assert (folder / LAB / f"{LAB}.ipynb").exists()
+    assert (folder / LAB / "timestamp.txt").read_text().strip()
