@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import pkgutil
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -61,14 +62,15 @@ SAME_AS_ANSWER = {
     ],
     "08.5": ["attention_kit.transformer:next_token"],
 }
-KIT_MODULES = (
-    "attention",
-    "masks",
-    "positional",
-    "transformer",
-    "efficient",
-    "models",
-)
+
+
+def kit_modules() -> list[str]:
+    """The kit's modules that may hold an answer (every one but the checkers)."""
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(attention_kit.__path__)
+        if info.name != "checks"
+    )
 
 
 # --- the course's answers, bound in place of a learner's other exercises -------------
@@ -178,7 +180,7 @@ def forbidden_objects(exercise: str) -> list[Any]:
     name, and the kit code listed in :data:`SAME_AS_ANSWER`."""
     answer_name = checkers()[exercise].answer_name
     found = []
-    for module in KIT_MODULES:
+    for module in kit_modules():
         value = getattr(
             importlib.import_module(f"attention_kit.{module}"), answer_name, None
         )
