@@ -550,3 +550,16 @@ MISTAKES = [
     (check_sample_next, sample_first_row_only, "EACH row"),
     (check_sample_next, sample_int32, "int64"),
 ]
+
+
+def test_naive_exp_overflows_in_the_wide_case():
+    """08.4's wide case (logits * 60, temperature 0.7) reaches past 89 in every row, so
+    exp without the softmax's max subtraction overflows float32 there."""
+    answer_logits = []
+
+    def spy(logits, temperature=1.0, top_k=None):
+        answer_logits.append(logits / temperature)
+        return distribution_reference(logits, temperature, top_k)
+
+    check_sampling_distribution(spy)
+    assert any(bool((scaled.amax(-1) > 89).all()) for scaled in answer_logits)

@@ -474,3 +474,11 @@ MISTAKES = [
     (check_linear_attention, linear_quadratic, "never to form"),
     (check_linear_attention, linear_float32_always, "promises the input's dtype"),
 ]
+
+
+def test_online_softmax_wide_case_overflows_float32():
+    from attention_kit.checks.unit09 import _update_cases
+
+    _, scores, _, _ = list(_update_cases())[-1]
+    assert scores.dtype == torch.float32 and scores.max() > 89
+    assert torch.isinf(scores.exp()).any()
