@@ -12,7 +12,7 @@ from attention_kit.checks import (
     check_sinusoidal_encoding,
 )
 from attention_kit.positional import apply_rope, rotation_matrix
-from conftest import assert_passes
+from conftest import assert_passes, with_globals
 
 # --- 06.1 sinusoidal_encoding ----------------------------------------------------------
 
@@ -422,8 +422,8 @@ MISTAKES = [
     ),
     (check_apply_rope, lambda x, p: rope(x, p, shift=1), "not positions[t] + 1"),
     (check_apply_rope, lambda x, p: x.clone(), "equals the input"),
-    (check_apply_rope, rope_float32, "float64"),
-    (check_apply_rope, rope_float64_out, "promises the dtype of x, torch.float32"),
+    (check_apply_rope, rope_float32, "dtype float32, but the input was float64"),
+    (check_apply_rope, rope_float64_out, "promises the input's dtype"),
     (check_apply_rope, rope_angles_in_x_dtype, "in float32 or float64"),
     (
         check_apply_rope,
@@ -454,7 +454,7 @@ MISTAKES = [
     (check_rope_self_attention, lambda *a: attention(*a, scale=1), "not scaled"),
     (check_rope_self_attention, lambda *a: attention_variant(*a, scale=2), "sqrt(d_v)"),
     (check_rope_self_attention, attention_weights_transposed, "weights are transposed"),
-    (check_rope_self_attention, attention_in_float64, "promises the dtype of x"),
+    (check_rope_self_attention, attention_in_float64, "promises the input's dtype"),
     (
         check_rope_self_attention,
         lambda *a: attention_variant(*a, softmax_dim=-2),
@@ -469,6 +469,17 @@ MISTAKES = [
         check_rope_self_attention,
         lambda *a: attention(*a, rotate_output=True),
         "do not rotate the output",
+    ),
+    # 06.4 calls the learner's apply_rope: a wrong one is blamed, not 06.4's answer
+    (
+        check_rope_self_attention,
+        with_globals(attention, apply_rope=lambda x, p: rope(x, p, sign=-1)),
+        "your apply_rope does not pass Exercise 06.3 yet",
+    ),
+    (
+        check_rope_self_attention,
+        with_globals(attention, apply_rope=lambda x, p: rope(x.double(), p)),
+        "your apply_rope does not pass Exercise 06.3 yet",
     ),
 ]
 

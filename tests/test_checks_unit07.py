@@ -9,7 +9,7 @@ from attention_kit.checks import (
     check_to_mha_mask,
 )
 from attention_kit.masks import causal_mask, padded_causal_mask, padding_mask
-from conftest import assert_fails_with, assert_passes
+from conftest import assert_fails_with, assert_passes, with_globals
 
 # --- 07.1 causal_mask ------------------------------------------------------------------
 
@@ -143,6 +143,10 @@ def padded_no_axis_at_all(lengths, n):
 def padded_fixed_table(lengths, n):  # a (1024, 1024) causal table, sliced
     table = torch.ones(1024, 1024, dtype=torch.bool).tril()
     return table[:n, :n] & padding_mask(lengths, n)[:, None, :]
+
+
+def padded_from_causal(lengths, n):  # right, and calls the learner's causal_mask
+    return causal_mask(n) & padding_mask(lengths, n)[:, None, :]
 
 
 def padded_in_place(lengths, n):
@@ -418,6 +422,16 @@ MISTAKES = [
     (check_padded_causal_mask, padded_no_padding, "padding is missing"),
     (check_padded_causal_mask, padded_le_length, "j < L"),
     (check_padded_causal_mask, padded_in_place, "in place"),
+    (
+        check_padded_causal_mask,
+        with_globals(padded_from_causal, causal_mask=causal_off_by_one),
+        "your causal_mask does not pass Exercise 07.1 yet",
+    ),
+    (
+        check_padded_causal_mask,
+        with_globals(padded_from_causal, causal_mask=causal_cached_16),
+        "your causal_mask does not pass Exercise 07.1 yet",
+    ),
     (check_padded_causal_mask, padded_axis_missing, "padding[:, None, :]"),
     (check_padded_causal_mask, padded_no_axis_at_all, "query axis"),
     (check_padded_causal_mask, padded_fixed_table, "table of fixed size"),
