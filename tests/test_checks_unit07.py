@@ -463,7 +463,7 @@ MISTAKES = [
     (check_leaks_future, leaks_feature_0, "last output feature only"),
     (check_leaks_future, leaks_half, "not in half precision"),
     (check_leaks_future, leaks_argmax, "the comparison missed"),
-    (check_leaks_future, leaks_flip, "A flip or a shuffle"),
+    (check_leaks_future, leaks_flip, "there is one input after t"),
     (check_leaks_future, leaks_feature_0_replaced, "ALL the inputs after t"),
     (check_leaks_future, leaks_half_the_features, "LAST feature of the inputs"),
     (check_to_mha_mask, mha_not_inverted, "not inverted"),

@@ -634,6 +634,12 @@ def _missed_hint(
                 f"For t = {t} your calls changed only some of the positions after t. "
                 "Change ALL the inputs after t (not just the next one). " + FLIP_NOTE
             )
+        if how == "none at the end":
+            return start + (
+                f"For t = {t} there is one input after t, and none of your calls changed "
+                "it while keeping the inputs up to t, though you did so for earlier t. "
+                + FLIP_NOTE
+            )
         return start + (
             f"Your test never changed the inputs after t = {t} while keeping those up to "
             "t. For EVERY position t from 0 to n - 2, change ALL the inputs after t and "
@@ -708,6 +714,9 @@ def _check_leaks_future(c: Checker, answer) -> None:
             missed = [t for t in expected if t not in found]
             if missed:
                 replaced = {t: _future_replaced(model.seen, inputs, t) for t in missed}
+                if replaced.get(n - 2) == "none" and n > 2:
+                    if _future_replaced(model.seen, inputs, 0) != "none":
+                        replaced[n - 2] = "none at the end"
                 c.fail(_missed_hint(what, found, expected, missed, replaced, hides))
             if n - 2 not in expected:
                 c.fail(
