@@ -143,3 +143,18 @@ def test_bias_bench_rows_tiny_config():
         "t5 positions",
     ]
     assert "position-biases" in bench.MEASUREMENTS
+
+
+def test_t5_buckets_beyond_the_training_distances_keep_their_initial_values():
+    """What Lab 06's answer states: distances >= train_length never occur in training,
+    so their buckets get no gradient and keep their random initial biases."""
+    from attention_kit.train import set_seed
+
+    set_seed(4)
+    initial = PositionStudyModel("t5", dim=16, max_positions=20)
+    model = train_copy_back(
+        "t5", train_length=8, max_positions=20, steps=5, dim=16, seed=4
+    )
+    before = initial.score_bias.bias.weight
+    after = model.score_bias.bias.weight
+    assert torch.equal(after[8:], before[8:]) and not torch.equal(after[:8], before[:8])
