@@ -226,6 +226,10 @@ def replace_first_half_of_features(changed, inputs, t):
 
 leaks_allclose = leaks_compared_with(torch.allclose)
 leaks_allclose_1e6 = leaks_compared_with(lambda a, b: torch.allclose(a, b, atol=1e-6))
+leaks_allclose_1e7 = leaks_compared_with(
+    lambda a, b: torch.allclose(a, b, rtol=0, atol=1e-7)
+)
+leaks_isclose_all = leaks_compared_with(lambda a, b: bool(torch.isclose(a, b).all()))
 leaks_abs_max = leaks_compared_with(lambda a, b: (a - b).abs().max() < 1e-6)
 leaks_norm = leaks_compared_with(lambda a, b: torch.equal(a.norm(), b.norm()))
 leaks_row_norms = leaks_compared_with(
@@ -455,9 +459,11 @@ MISTAKES = [
     (check_leaks_future, leaks_first_sequence_only, "EVERY sequence"),
     (check_leaks_future, leaks_allclose, "not allclose with a tolerance"),
     (check_leaks_future, leaks_allclose_1e6, "-13 instead of -inf"),
+    (check_leaks_future, leaks_allclose_1e7, "below any absolute tolerance"),
+    (check_leaks_future, leaks_isclose_all, "not allclose with a tolerance"),
     (check_leaks_future, leaks_abs_max, "Compare the whole output at t exactly"),
     (check_leaks_future, leaks_norm, "not a norm, sum, mean or argmax"),
-    (check_leaks_future, leaks_row_norms, "without changing their sum, mean or norm"),
+    (check_leaks_future, leaks_row_norms, "not a norm, sum, mean or argmax"),
     (check_leaks_future, leaks_sum, "not a norm, sum, mean or argmax"),
     (check_leaks_future, leaks_mean, "not a norm, sum, mean or argmax"),
     (check_leaks_future, leaks_feature_0, "last output feature only"),
