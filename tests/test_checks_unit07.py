@@ -562,3 +562,17 @@ def test_the_checkers_leave_the_global_random_state_alone(capsys):
     check_leaks_future(leaks_reference)  # calls torch.randn many times inside
     check_to_mha_mask(to_torch_mha_mask)  # builds an nn.MultiheadAttention
     assert torch.rand(1) == before
+
+
+def test_hidden_models_do_not_depend_on_the_batch_layout():
+    """A vectorised test stacks its copies in one call: every hidden model must give a
+    sequence the same output wherever it sits in the batch."""
+    from attention_kit.checks.unit07 import _hidden_models, _leak_inputs
+
+    x = _leak_inputs(2, 6, torch.Generator().manual_seed(0))
+    stacked = torch.cat([x.flip(0), x, x[:1]])
+    for description, model, _, _ in _hidden_models(6, 2):
+        with torch.no_grad():
+            alone, together = model(x), model(stacked)
+        assert torch.allclose(together[2:4], alone, atol=1e-6), description
+        assert torch.allclose(together[:2], alone.flip(0), atol=1e-6), description
