@@ -20,6 +20,7 @@ from attention_kit.data import SOURCE_VOCAB, TARGET_VOCAB, date_datasets, date_t
 from attention_kit.measure import fitted_slope, peak_memory, time_call
 from attention_kit.models import Seq2Seq, seq2seq_loss, translate
 from attention_kit.train import fit, random_batches, set_seed
+from course_tools.grading import measure_autograde
 
 Row = tuple[str, str, str]  # measurement, value, note
 
@@ -532,6 +533,7 @@ MEASUREMENTS: dict[str, Callable[[], list[Row]]] = {
     "variants": attention_variants,
     "kit-mha": kit_mha_vs_torch,
     "induction": reading_attention,
+    "autograde": measure_autograde,
 }
 
 
