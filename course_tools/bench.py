@@ -148,6 +148,14 @@ def position_length_generalisation() -> list[Row]:
     return length_generalisation_rows()
 
 
+def position_score_biases() -> list[Row]:
+    """Unit 06: the same study for the score-bias family, ALiBi (slope 1/2) and T5's
+    relative buckets, with the same steps and seeds as "positions"."""
+    from attention_kit.position_study import BIAS_KINDS, length_generalisation_rows
+
+    return length_generalisation_rows(kinds=BIAS_KINDS)
+
+
 def _recall_data():
     """Lab 08's recall data: 20,000 training and 1,000 held-out sequences of 6 pairs,
     16 keys, 16 values."""
@@ -667,6 +675,7 @@ MEASUREMENTS: dict[str, Callable[[], list[Row]]] = {
     "dates": date_task,
     "attention-cost": attention_cost,
     "positions": position_length_generalisation,
+    "position-biases": position_score_biases,
     "recall": recall_task,
     "char-lm": char_language_model,
     "kv-cache": kv_cache_speedup,
