@@ -17,9 +17,9 @@ help:
 	@echo "make student-edition  the course without solutions/, for learners: _build/student-edition (and .zip)"
 	@echo "make book-public  build the book without the Solutions part into _build/public"
 	@echo "make slides       the lectures as reveal.js slide decks in _build/slides"
-	@echo "make nbgrader     an nbgrader course directory (source/, nbgrader_config.py) in _build/nbgrader"
+	@echo "make nbgrader     an nbgrader course directory in nbgrader_course/ (COURSE=path): your grades stay"
 	@echo "make bench        the course's measurements (accuracy, speed, memory) as a table (make bench recall char-lm: only those)"
-	@echo "make clean        remove build outputs and caches (keeps .venv)"
+	@echo "make clean        remove build outputs and caches (keeps .venv and nbgrader_course/)"
 
 $(INSTALLED): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -82,11 +82,14 @@ slides: $(INSTALLED)
 	@echo "Open _build/slides/<lecture>.slides.html in a browser."
 
 # An nbgrader course directory from solutions/: source/<lab>/<lab>.ipynb with the cell
-# metadata nbgrader needs, and nbgrader_config.py (grading mode). COURSE=path to choose.
-COURSE ?= _build/nbgrader
+# metadata nbgrader needs, nbgrader_config.py (grading mode) and, once, points.toml.
+# COURSE=path to choose. It is never under _build (make clean spares it), and a second
+# run rewrites only source/ and nbgrader_config.py: gradebook.db, release/, submitted/,
+# autograded/ and feedback/ stay as they are.
+COURSE ?= nbgrader_course
 nbgrader: $(INSTALLED)
 	$(BIN)/python -m course_tools.grading $(COURSE)
-	@echo "Then: cd $(COURSE) && PATH=$(abspath $(BIN)):\$$PATH nbgrader generate_assignment 01_queries_keys_values"
+	@echo "Then: cd $(COURSE) && export PATH=$(abspath $(BIN)):\$$PATH (see the README's Grading with nbgrader)"
 
 # make bench runs every measurement; words after it choose some (make bench recall char-lm),
 # by the names in course_tools.bench.MEASUREMENTS. Those words are not targets themselves.
@@ -97,6 +100,7 @@ endif
 bench: $(INSTALLED)
 	$(BIN)/python -m course_tools.bench $(BENCH_ONLY)
 
+# Never add the nbgrader course directory here: it holds an instructor's grades.
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
@@ -84,7 +85,8 @@ def fit(
     bar = tqdm(
         range(num_steps),
         desc=description,
-        disable=not progress,
+        # TQDM_DISABLE=1 (tqdm's own switch, set when nbgrader grades) hides it too.
+        disable=not progress or os.environ.get("TQDM_DISABLE") == "1",
         file=sys.stdout,
         mininterval=3.0,
         ncols=80,
