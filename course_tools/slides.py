@@ -17,7 +17,8 @@ cuts the deck at build time from an estimate of each cell's height on a slide:
 
 - a markdown cell is cut before each ``##`` heading inside it (a new section starts a
   new slide) and, when it is taller than a slide, between paragraphs, lists, tables and
-  formulas, the rest going to vertical sub-slides;
+  formulas (and between the items of a list taller than a slide), the rest going to
+  vertical sub-slides;
 - a code cell whose code and outputs together are taller than a slide shows its outputs
   on the next sub-slide;
 - a cell that would push its slide past the bottom starts a sub-slide of its own.
@@ -245,9 +246,14 @@ def block_height(block: str) -> float:
         return TABLE_ROW * sum(1 for x in lines if not re.match(r"^\|[-| :]+\|$", x))
     if lines[0].lstrip().startswith(("```", ":::")):
         return CODE_LINE * len(lines) + CODE_GAP
-    items = re.split(r"\n(?=\s*(?:[-*+]|\d+\.) )", block)
+    items = list_items(block)
     wrapped = sum(math.ceil(len(plain(item)) / TEXT_CHARS) for item in items)
     return TEXT_LINE * wrapped + BLOCK_GAP * (1 + 0.25 * (len(items) - 1))
+
+
+def list_items(block: str) -> list[str]:
+    """The items of a list block (one item for any other block)."""
+    return re.split(r"\n(?=\s*(?:[-*+]|\d+\.) )", block)
 
 
 def plain(text: str) -> str:
@@ -309,7 +315,13 @@ def split_markdown(cell: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
     """A markdown cell as pieces: one per ``##`` section, long ones cut to fit."""
     pieces: list[tuple[str, list[str]]] = []  # (slide type, blocks)
     height = 0.0
-    for block in markdown_blocks(cell.source):
+    blocks = []
+    for block in markdown_blocks(
+        cell.source
+    ):  # a list taller than a slide, item by item
+        too_tall = block_height(block) > BUDGET and len(list_items(block)) > 1
+        blocks += list_items(block) if too_tall else [block]
+    for block in blocks:
         size = block_height(block)
         if not pieces:
             pieces.append((slide_type(cell), [block]))

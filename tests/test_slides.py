@@ -366,3 +366,17 @@ def test_the_first_five_lectures_show_speaker_notes():
     for lecture in LECTURES[:5]:
         tags = [c.metadata.get("tags", []) for c in nbformat.read(lecture, 4).cells]
         assert sum(slides.SPEAKER_NOTES_TAG in t for t in tags) >= 2, lecture.name
+
+
+def test_a_list_taller_than_a_slide_is_cut_between_its_items():
+    references = "\n".join(
+        f"- Author {i}, A. (2020). " + "Title words " * 30 for i in range(12)
+    )
+    cell = nbformat.v4.new_markdown_cell("## References\n\n" + references)
+    cell.metadata["slideshow"] = {"slide_type": "subslide"}
+    fitted = slides.fit_to_slides(nbformat.v4.new_notebook(cells=[cell]))
+    assert len(fitted.cells) > 1
+    assert all(slides.cell_height(c) <= slides.BUDGET for c in fitted.cells)
+    assert all(
+        f"Author {i}," in "".join(c.source for c in fitted.cells) for i in range(12)
+    )
