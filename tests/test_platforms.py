@@ -3,12 +3,16 @@ and the workflow that publishes the book."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 
 import nbformat
 import pytest
 
-from conftest import all_notebooks
+from conftest import ROOT, all_notebooks
+from course_tools import doctor, platforms
 
 SETUP_CALL = re.compile(r"^set_threads\(\)", re.MULTILINE)
 
@@ -24,3 +28,158 @@ def test_every_setup_cell_sets_the_course_thread_count(path):
         f"{path.name}: no set_threads() in setup cell"
     )
     assert "from attention_kit.train import" in setup.source
+
+
+# ----------------------------------------------------------------------------------
+# make doctor
+# ----------------------------------------------------------------------------------
+
+
+def test_doctor_and_makefile_name_the_same_pythons():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    listed = re.search(r"^SUPPORTED_PYTHONS := (.+)$", makefile, re.MULTILINE).group(1)
+    assert listed.split() == [f"{a}.{b}" for a, b in doctor.SUPPORTED_PYTHONS]
+    assert list(platforms.PYTHONS) == listed.split()
+
+
+def test_doctor_says_one_plain_sentence_per_problem():
+    report = doctor.Report()
+    doctor.check_python(report, (3, 10))
+    versions = {"torch": "2.13.0+cpu", "numpy": "1.26.0", "tqdm": None}
+    doctor.check_pins(
+        report,
+        {"torch": "2.13.0", "numpy": "2.4.6", "tqdm": "4.70.1"},
+        version_of=versions.get,
+    )
+    doctor.check_disk(
+        report, usage=lambda folder: shutil._ntuple_diskusage(1, 1, 10**8)
+    )
+    failed = subprocess.CompletedProcess([], 1, "nbval 0.11.0 requires coverage\n", "")
+    doctor.check_pip(report, run=lambda *args, **kwargs: failed)
+    assert len(report.problems) == 5, report.problems  # torch's +cpu build is the pin
+    python, numpy, tqdm, disk, pip = report.problems
+    assert "Python 3.10" in python and "PYTHON=python3.12" in python
+    assert "numpy 1.26.0" in numpy and "pins 2.4.6" in numpy
+    assert "tqdm is not installed" in tqdm
+    assert "0.1 GB" in disk
+    assert "nbval 0.11.0 requires coverage" in pip
+    assert all(p.endswith(".") and "\n" not in p for p in report.problems)
+    assert any("torch" in line and "2.13.0+cpu" in line for line in report.lines)
+
+
+def test_doctor_only_warns_about_a_missing_chromium():
+    report = doctor.Report()
+    doctor.check_chromium(report, find=lambda: None)
+    assert not report.problems and "apt-get install chromium" in report.warnings[0]
+
+
+def test_doctor_reports_a_gpu_that_was_asked_for_but_is_missing(monkeypatch):
+    monkeypatch.setenv("ATTENTION_KIT_DEVICE", "cuda")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    report = doctor.Report()
+    doctor.check_device(report)
+    assert (
+        len(report.problems) == 1 and "ATTENTION_KIT_DEVICE=cuda" in report.problems[0]
+    )
+
+
+def test_doctor_runs_here_and_its_exit_code_matches_what_it_says(capsys):
+    code = doctor.main([])
+    out = capsys.readouterr().out
+    for label in ("Python", "torch", "numpy", "jupyter-book", "pip check", "device"):
+        assert re.search(rf"^{label}\s", out, re.MULTILINE), out
+    assert ("No problems found." in out) == (code == 0), out
+
+
+def test_make_stops_with_a_sentence_for_an_unsupported_python(tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    fake = tmp_path / "python3.9"  # answers the version question like an old Python
+    fake.write_text(
+        '#!/bin/sh\ncase "$*" in *python_version*) echo 3.9.18;; esac\nexit 1\n'
+    )
+    fake.chmod(0o755)
+    for python, words in [
+        (str(fake), "is Python 3.9.18, which the course does not support"),
+        ("no-such-python", "No no-such-python found"),
+    ]:
+        result = subprocess.run(
+            ["make", "lab", f"PYTHON={python}"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode != 0 and words in result.stdout, result
+        assert "PYTHON=python3.12" in result.stdout
+        assert not (tmp_path / ".venv").exists()
+
+
+# ----------------------------------------------------------------------------------
+# make platforms (offline: reads the committed platforms.json)
+# ----------------------------------------------------------------------------------
+
+
+def committed_platforms() -> dict:
+    return json.loads(platforms.RESULT.read_text(encoding="utf-8"))
+
+
+def test_platforms_json_covers_the_current_pins():
+    """Fails when a pin changed without `make platforms`; run it and commit the file."""
+    doc = committed_platforms()
+    wanted = [f"{name}=={version}" for name, version in doctor.pins().items()]
+    assert "-e ." not in wanted and len(wanted) >= 10
+    assert doc["requirements"] == wanted, "pins changed: run make platforms"
+    assert list(doc["pins"]) == wanted
+    for pin, by_python in doc["pins"].items():
+        assert sorted(by_python) == sorted(platforms.PYTHONS), pin
+        for answers in by_python.values():
+            assert sorted(answers) == sorted(platforms.PLATFORMS), pin
+            assert set(answers.values()) <= {platforms.WHEEL, platforms.NO_WHEEL}, pin
+
+
+def test_every_supported_python_has_a_wheel_for_every_pin_everywhere():
+    """What the README claims about Pythons 3.11 to 3.13 on Linux, macOS and Windows."""
+    assert platforms.not_wheels(committed_platforms()["pins"]) == []
+
+
+@pytest.mark.parametrize(
+    ("returncode", "stdout", "stderr", "answer"),
+    [
+        (
+            0,
+            "torch (2.15.0)\nAvailable versions: 2.15.0, 2.13.0, 2.12.1\n",
+            "",
+            "wheel",
+        ),
+        (0, "torch (2.15.0)\nAvailable versions: 2.15.0, 2.12.1\n", "", "no wheel"),
+        (1, "", "ERROR: No matching distribution found for torch\n", "no wheel"),
+        (
+            1,
+            "",
+            "WARNING: Retrying (Retry(total=0, connect=None)) after connection broken by "
+            "'NameResolutionError(...)'\nERROR: No matching distribution found for torch\n",
+            "network error",
+        ),
+        (
+            1,
+            "",
+            "ERROR: Could not fetch URL https://pypi.org/simple/torch/\n",
+            "network error",
+        ),
+        (2, "", "Traceback (most recent call last): ...\n", "network error"),
+    ],
+)
+def test_a_network_error_is_never_taken_for_a_missing_wheel(
+    returncode, stdout, stderr, answer
+):
+    assert platforms.classify("2.13.0", returncode, stdout, stderr) == answer
+
+
+def test_platforms_asks_pip_for_index_pages_only():
+    command = platforms.index_command("torch", "3.12", "manylinux_2_28_x86_64")
+    assert command[3:5] == ["index", "versions"] and "--only-binary=:all:" in command
+    assert "manylinux_2_17_x86_64" in command and "manylinux2014_x86_64" in command
+    assert "download" not in command and "install" not in command
