@@ -183,3 +183,110 @@ def test_platforms_asks_pip_for_index_pages_only():
     assert command[3:5] == ["index", "versions"] and "--only-binary=:all:" in command
     assert "manylinux_2_17_x86_64" in command and "manylinux2014_x86_64" in command
     assert "download" not in command and "install" not in command
+
+
+# ----------------------------------------------------------------------------------
+# The workflow that publishes the book (.github/workflows/publish-book.yml)
+# ----------------------------------------------------------------------------------
+
+WORKFLOW = ROOT / ".github" / "workflows" / "publish-book.yml"
+
+
+def workflow() -> dict:
+    import yaml
+
+    data = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads the key `on` as True
+    return data
+
+
+def run_lines(data: dict) -> list[str]:
+    return [
+        line.strip()
+        for job in data["jobs"].values()
+        for step in job["steps"]
+        for line in step.get("run", "").splitlines()
+    ]
+
+
+def makefile_recipe(target: str) -> list[str]:
+    lines = (ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
+    start = lines.index(next(line for line in lines if line.startswith(f"{target}:")))
+    recipe = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip())
+    return recipe
+
+
+def test_the_workflow_passes_actionlint():
+    actionlint = shutil.which("actionlint", path=str(ROOT / ".venv" / "bin"))
+    actionlint = actionlint or shutil.which("actionlint")
+    assert actionlint, "actionlint missing: pip install -r requirements.txt"
+    result = subprocess.run(
+        [actionlint, "-no-color", str(WORKFLOW)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_workflow_publishes_on_a_push_to_main_with_the_official_pages_actions():
+    data = workflow()
+    assert data["on"]["push"]["branches"] == ["main"]
+    assert data["permissions"] == {
+        "contents": "read",
+        "pages": "write",
+        "id-token": "write",
+    }
+    uses = [
+        step["uses"].split("@")[0]
+        for job in data["jobs"].values()
+        for step in job["steps"]
+        if "uses" in step
+    ]
+    assert "actions/upload-pages-artifact" in uses and "actions/deploy-pages" in uses
+    deploy = data["jobs"]["deploy"]
+    assert (
+        deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
+    )
+
+
+def test_the_workflow_builds_what_the_tests_build():
+    """It runs `make book-public`, whose recipe builds the toc without solutions into
+    _build/public, as course_tools.book.build(public=True) does for tests/test_browser.py;
+    and it uploads that build's HTML."""
+    from course_tools import book
+
+    data = workflow()
+    targets = [
+        word
+        for line in run_lines(data)
+        if line.startswith("make ")
+        for word in line.split()[1:]
+        if "=" not in word
+    ]
+    assert targets == ["book-public"]
+    recipe = " ".join(makefile_recipe("book-public"))
+    public = book.PUBLIC_BUILD.relative_to(ROOT).as_posix()
+    assert f"course_tools.book --without-solutions {public}/_toc.yml" in recipe
+    assert f"--toc {public}/_toc.yml --path-output {public}" in recipe
+    upload = next(
+        step
+        for step in data["jobs"]["build"]["steps"]
+        if step.get("uses", "").startswith("actions/upload-pages-artifact@")
+    )
+    assert upload["with"]["path"] == f"{public}/_build/html"
+
+
+def test_the_workflow_installs_the_pinned_cpu_torch_before_make():
+    lines = run_lines(workflow())
+    torch_line = next(i for i, line in enumerate(lines) if "torch_pin" in line)
+    make_line = next(i for i, line in enumerate(lines) if line.startswith("make "))
+    assert torch_line < make_line
+    text = "\n".join(lines)
+    assert "grep -oE '^torch==[^ #]+' requirements.txt" in text  # the pin, not a copy
+    assert "--index-url https://download.pytorch.org/whl/cpu" in text
+    assert doctor.pins()["torch"]  # requirements.txt pins torch
