@@ -79,3 +79,20 @@ def assert_fails_with(checker, answer, hint: str) -> None:
         assert failure.exercise == checker.exercise
     else:
         raise AssertionError(f"{checker.__name__} accepted a wrong answer")
+
+
+def with_globals(function, **names):
+    """A copy of ``function`` that looks its global names up in a namespace where
+    ``names`` are bound: an answer that calls another exercise's function (say
+    ``apply_rope``) can be tested with a wrong version of it, as a learner's notebook
+    would bind it."""
+    import types
+
+    namespace = {**function.__globals__, **names}
+    return types.FunctionType(
+        function.__code__,
+        namespace,
+        function.__name__,
+        function.__defaults__,
+        function.__closure__,
+    )

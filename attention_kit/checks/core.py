@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import io
 import math
 import os
 import re
@@ -225,9 +226,11 @@ class Checker:
         shape: Sequence[int] | None = None,
         shape_hint: str = "",
         nan_hint: str = "",
+        dtype: torch.dtype | None = None,
     ) -> Tensor:
-        """Check that ``value`` is a floating tensor of ``shape`` with no NaN or inf;
-        return it detached, on the CPU, in float64 for comparisons."""
+        """Check that ``value`` is a floating tensor of ``shape`` with no NaN or inf (and,
+        with ``dtype``, exactly that dtype: for statements that promise the input's
+        dtype); return it detached, on the CPU, in float64 for comparisons."""
         if isinstance(value, np.ndarray):
             self.fail(
                 f"{what} is a numpy array; return a torch.Tensor. Use torch operations "
@@ -242,6 +245,8 @@ class Checker:
         if shape is not None and tuple(value.shape) != tuple(shape):
             message = f"{what} has shape {tuple(value.shape)}, expected {tuple(shape)}."
             self.fail(f"{message} {shape_hint}" if shape_hint else message)
+        if dtype is not None and value.dtype != dtype:
+            self.fail(dtype_hint(what, value.dtype, dtype))
         value = value.detach().cpu().to(torch.float64)
         if not torch.isfinite(value).all():
             bad = "NaN" if torch.isnan(value).any() else "inf"
@@ -387,6 +392,18 @@ class Checker:
         self.fail(f"{hint}\n{first_difference(actual, expected)}")
 
 
+def dtype_hint(what: str, found: torch.dtype, promised: torch.dtype) -> str:
+    """The hint for an output whose dtype is not the input's, as a statement promised."""
+    short = str(promised).removeprefix("torch.")
+    return (
+        f"{what} has dtype {str(found).removeprefix('torch.')}, but the input was {short} "
+        f"and the statement promises the input's dtype. Computing in float64 inside is "
+        f"fine; return the result in the input's dtype (`.to(x.dtype)`), and create new "
+        f"tensors with `dtype=x.dtype` (torch.arange and torch.tensor default to other "
+        f"dtypes)."
+    )
+
+
 def scale_mistakes(
     scores: Tensor,
     size: int,
@@ -426,6 +443,80 @@ def first_difference(actual: Tensor, expected: Tensor) -> str:
     )
 
 
+# Every checker, by exercise number ("06.3"), as the ``exercise`` decorator made it.
+CHECKERS: dict[str, Callable[[Any], None]] = {}
+
+# Exercises whose check is running, so that checking a dependency never recurses.
+_RUNNING: set[str] = set()
+
+
+def _code_objects(answer: Any) -> Iterator[Any]:
+    """The code of a function, or of every function defined in a class's own body (and
+    in its learner-defined bases), with the code of functions nested inside them."""
+    if inspect.isclass(answer):
+        functions = [
+            member
+            for klass in answer.__mro__
+            if not klass.__module__.startswith(("torch", "builtins", "attention_kit"))
+            for member in vars(klass).values()
+            if inspect.isfunction(member)
+        ]
+    else:
+        functions = [answer] if inspect.isfunction(answer) else []
+    pending = [f.__code__ for f in functions]
+    while pending:
+        code = pending.pop()
+        yield code
+        pending.extend(c for c in code.co_consts if inspect.iscode(c))
+
+
+def _answer_globals(answer: Any) -> dict[str, Any]:
+    """The namespace the answer's global names are looked up in (the notebook's)."""
+    if inspect.isfunction(answer):
+        return answer.__globals__
+    module = inspect.getmodule(answer)
+    return vars(module) if module is not None else {}
+
+
+def exercises_called_by(answer: Any, number: str) -> list[tuple[str, Any]]:
+    """The other exercises of the same unit whose function or class ``answer`` calls by
+    its global name, as (exercise number, the learner's object bound to that name),
+    earliest first. Objects that are the kit's own (an imported reference) are left out."""
+    unit = number.split(".")[0]
+    names = {name for code in _code_objects(answer) for name in code.co_names}
+    namespace = _answer_globals(answer)
+    found = []
+    for other, checker in sorted(CHECKERS.items()):
+        if other == number or other.split(".")[0] != unit:
+            continue
+        if checker.answer_name not in names:
+            continue
+        learner_object = namespace.get(checker.answer_name)
+        module = getattr(learner_object, "__module__", "") or ""
+        if learner_object is None or module.startswith("attention_kit"):
+            continue
+        found.append((other, learner_object))
+    return found
+
+
+def failing_dependency(answer: Any, number: str) -> str | None:
+    """When ``answer`` calls the learner's function of another exercise that fails its
+    own check, the message that blames it (with that check's hint); else None."""
+    for other, learner_object in exercises_called_by(answer, number):
+        if other in _RUNNING:
+            continue
+        checker = CHECKERS[other]
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                checker(learner_object)
+        except ExerciseFailed as failure:
+            return (
+                f"your {checker.answer_name} does not pass Exercise {other} yet; fix it "
+                f"first (this exercise calls it). Its check says: {failure.hint}"
+            )
+    return None
+
+
 def exercise(number: str, name: str) -> Callable:
     """Turn ``body(checker, answer)`` into the checker a lab calls as ``check_x(answer)``."""
 
@@ -439,38 +530,53 @@ def exercise(number: str, name: str) -> Callable:
                     f"pass the function itself, check_{name}({name}), not {describe(answer)} "
                     "(no brackets after its name)."
                 )
+            _RUNNING.add(number)
             try:
                 body(checker, answer)
             except NotAttempted as waiting:
-                if waiting.depends_on:
-                    print(
-                        f"⏳ Exercise {number} waits for Exercise {waiting.depends_on}: "
-                        f"your {name} calls it, and it is not done yet"
-                    )
-                else:
-                    print(
-                        f"⏳ Exercise {number} not attempted yet: fill in {name} and run again"
-                    )
-                # Grading mode (set by nbgrader_config.py, see course_tools.grading): an
-                # unattempted exercise fails, so that an empty submission scores nothing.
-                # An answer that only waits for another exercise's stub says so.
-                if os.environ.get("ATTENTION_KIT_GRADING") == "1":
-                    checker.fail(
-                        f"waits for Exercise {waiting.depends_on}, which was not "
-                        "attempted, so it scores no points"
-                        if waiting.depends_on
-                        else "not attempted, so it scores no points"
-                    )
+                _report_not_attempted(checker, waiting)
                 return
+            except ExerciseFailed as failure:
+                # A correct answer that calls an earlier exercise's wrong function is
+                # told so, not given this exercise's hint.
+                blame = failing_dependency(answer, number)
+                if blame is not None:
+                    raise ExerciseFailed(number, name, blame) from failure
+                raise
+            finally:
+                _RUNNING.discard(number)
             print(f"✅ {name}: {checker.passed}/{checker.passed} checks passed")
             check.passed = True
 
         check.exercise = number
         check.answer_name = name
         check.passed = False  # True once the latest answer checked passed every check
+        CHECKERS[number] = check
         return check
 
     return decorate
+
+
+def _report_not_attempted(checker: Checker, waiting: NotAttempted) -> None:
+    """Print the ⏳ line; in grading mode, fail as well."""
+    number, name = checker.exercise, checker.name
+    if waiting.depends_on:
+        print(
+            f"⏳ Exercise {number} waits for Exercise {waiting.depends_on}: "
+            f"your {name} calls it, and it is not done yet"
+        )
+    else:
+        print(f"⏳ Exercise {number} not attempted yet: fill in {name} and run again")
+    # Grading mode (set by nbgrader_config.py, see course_tools.grading): an
+    # unattempted exercise fails, so that an empty submission scores nothing.
+    # An answer that only waits for another exercise's stub says so.
+    if os.environ.get("ATTENTION_KIT_GRADING") == "1":
+        checker.fail(
+            f"waits for Exercise {waiting.depends_on}, which was not "
+            "attempted, so it scores no points"
+            if waiting.depends_on
+            else "not attempted, so it scores no points"
+        )
 
 
 def loss_weights(shape: Sequence[int]) -> Tensor:
