@@ -32,15 +32,16 @@ def set_threads(n: int | None = None) -> int:
 
     With ``n=None`` it uses the environment variable ``ATTENTION_KIT_THREADS`` when it is
     set, and otherwise the course default, **one thread**, whatever the machine. The
-    course's models are small: a second thread saved little when the cores were free
-    and made the labs several times slower when other programs kept them busy (threads
-    that wait for each other; the measurements are in CONTRIBUTING.md, "Threads").
+    course's models are small: on a 2-core machine a second thread saved about 14% of
+    the time when the cores were free, and made every lab measured at least 2.5 times
+    slower when other programs kept the cores busy, because threads wait for each other
+    (the measurements are in CONTRIBUTING.md, "One PyTorch thread per notebook").
 
     On a learner's machine with more cores, a notebook still uses one core for PyTorch,
     and the other cores stay free for JupyterLab, the browser and other notebooks
     (``make progress`` runs two labs at once). To try more threads, call
     ``set_threads(4)`` in the setup cell or start JupyterLab with
-    ``ATTENTION_KIT_THREADS=4``; torch's own default would be one thread per core.
+    ``ATTENTION_KIT_THREADS=4``; torch's own default is one thread per physical core.
     """
     if n is None:
         n = course_threads()
