@@ -17,6 +17,9 @@ package ``course_tools``, which imports this one; this one never imports it.
 - ``efficient``: Unit 09's ``generate_cached`` (key-value cache for ``MiniTransformer``),
   ``kv_cache_bytes``, ``tiled_attention`` (online softmax), ``sliding_window_mask``,
   ``linear_attention``
+- ``reading``: Unit 10's attention-only transformer (heads removable one at a time),
+  repeated-segment data, head scores, ablation, norm-weighted attention, rollout,
+  gradient x input, faithfulness, and the trained models of Lecture 10
 - ``models``: the GRU encoder-decoder of Unit 03, with or without attention; re-exports
   ``MiniTransformer``
 - ``data``: generated data sets (no downloads)

@@ -1,8 +1,6 @@
-"""Reference implementations of the attention mechanisms the labs build.
+"""The attention mechanisms the labs build, saved for later labs to import.
 
-Each function here is the "saved" version of something a lab asks learners to
-write from scratch, so that later labs can import it. Shapes follow the course
-notation: n queries, m keys, rows are items, the last dimension is features.
+Shapes: n queries, m keys, rows are items, the last dimension is features.
 """
 
 from __future__ import annotations
@@ -16,11 +14,8 @@ from torch import Tensor, nn
 def nadaraya_watson(
     queries: Tensor, keys: Tensor, values: Tensor, bandwidth: float
 ) -> tuple[Tensor, Tensor]:
-    """Nadaraya-Watson kernel regression with a Gaussian kernel, read as attention.
-
-    Each query attends to every key with the score -(q - k)^2 / (2 * bandwidth^2);
-    the softmax over keys turns the scores into weights, and the prediction is the
-    weighted average of the values.
+    """Nadaraya-Watson kernel regression with a Gaussian kernel, read as attention: the
+    score of key k for query q is -(q - k)^2 / (2 * bandwidth^2), softmax over keys.
 
     Args:
         queries: ``(n,)`` the points where we predict.
@@ -129,7 +124,7 @@ def attention_mask(
     mask: Tensor | None,
     n: int,
     m: int,
-    key_padding_mask: Tensor | None = None,
+    valid_keys: Tensor | None = None,
     head_axis: bool = False,
 ) -> Tensor | None:
     """The boolean mask (True = may attend) that the attention layers below apply to
@@ -140,15 +135,15 @@ def attention_mask(
     an axis for the heads, and a 4-D mask is used as given. A 2-D mask always means
     ``(n, m)``: any other 2-D shape is an error, because a ``(batch, m)`` padding mask
     read as ``(n, m)`` would silently give query i the mask of sequence i.
-    ``key_padding_mask`` ``(batch, m)``, True at real keys, is the explicit way to pass
-    padding; it is combined with ``mask`` by logical and.
+    ``valid_keys`` ``(batch, m)``, True at real keys that may be attended, is the
+    explicit way to pass padding; it is combined with ``mask`` by logical and.
     """
     if mask is not None:
         if mask.dim() == 2 and mask.shape[0] not in (1, n):
             raise ValueError(
                 f"a 2-D mask means (n, m) = ({n}, {m}), query by key (e.g. "
                 f"causal_mask(n)); got shape {tuple(mask.shape)}. For a (batch, m) "
-                "padding mask write mask[:, None, :], or pass it as key_padding_mask."
+                "padding mask write mask[:, None, :], or pass it as valid_keys."
             )
         if mask.shape[-1] not in (1, m):
             raise ValueError(
@@ -157,17 +152,13 @@ def attention_mask(
             )
         if head_axis and mask.dim() == 3:
             mask = mask.unsqueeze(1)  # the same mask for every head
-    if key_padding_mask is not None:
-        if key_padding_mask.dim() != 2 or key_padding_mask.shape[-1] != m:
+    if valid_keys is not None:
+        if valid_keys.dim() != 2 or valid_keys.shape[-1] != m:
             raise ValueError(
-                f"key_padding_mask must be (batch, m) with m = {m}, True at real keys; "
-                f"got shape {tuple(key_padding_mask.shape)}."
+                f"valid_keys must be (batch, m) with m = {m}, True at real keys; "
+                f"got shape {tuple(valid_keys.shape)}."
             )
-        padding = (
-            key_padding_mask[:, None, None, :]
-            if head_axis
-            else key_padding_mask[:, None, :]
-        )
+        padding = valid_keys[:, None, None, :] if head_axis else valid_keys[:, None, :]
         mask = padding if mask is None else mask & padding
     return mask
 
@@ -190,19 +181,19 @@ class SelfAttention(nn.Module):
         x: Tensor,
         mask: Tensor | None = None,
         *,
-        key_padding_mask: Tensor | None = None,
+        valid_keys: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """x ``(batch, n, embed_dim)`` -> output ``(batch, n, value_dim)`` and weights
         ``(batch, n, n)``.
 
         ``mask`` (True = may attend) is ``(n,)``, ``(n, n)`` (e.g. ``causal_mask(n)``) or
         ``(batch, n, n)`` / ``(batch, 1, n)``; a 2-D mask always means ``(n, n)``.
-        ``key_padding_mask`` ``(batch, n)`` is True at real tokens (the opposite of
-        ``nn.MultiheadAttention``'s ``key_padding_mask``, where True means "ignore").
-        See :func:`attention_mask`.
+        ``valid_keys`` ``(batch, n)`` is True at real tokens (``nn.MultiheadAttention``'s
+        ``key_padding_mask`` is its negation: True means "ignore"). See
+        :func:`attention_mask`.
         """
         n = x.shape[-2]
-        mask = attention_mask(mask, n, n, key_padding_mask)
+        mask = attention_mask(mask, n, n, valid_keys)
         return scaled_dot_product_attention(self.W_q(x), self.W_k(x), self.W_v(x), mask)
 
 
@@ -214,12 +205,8 @@ def head_size(embed_dim: int, num_heads: int) -> int:
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:
-    """``(batch, seq, embed_dim)`` -> ``(batch, heads, seq, head_dim)``.
-
-    The last dimension is cut into ``num_heads`` consecutive blocks (view), then the head
-    axis is moved in front of the sequence axis (transpose), so that each head is a
-    separate (seq, head_dim) matrix for the batched matrix products.
-    """
+    """``(batch, seq, embed_dim)`` -> ``(batch, heads, seq, head_dim)``: head i takes
+    the i-th block of ``head_dim`` consecutive features (view, then transpose)."""
     batch, seq, embed_dim = x.shape
     head_dim = head_size(embed_dim, num_heads)
     return x.view(batch, seq, num_heads, head_dim).transpose(1, 2)
@@ -258,7 +245,8 @@ class MultiHeadAttention(nn.Module):
         value: Tensor,
         mask: Tensor | None = None,
         *,
-        key_padding_mask: Tensor | None = None,
+        valid_keys: Tensor | None = None,
+        positions: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """query ``(batch, n, embed_dim)``, key and value ``(batch, m, embed_dim)``.
 
@@ -266,21 +254,31 @@ class MultiHeadAttention(nn.Module):
         ``(m,)``, ``(n, m)`` or ``(batch, n, m)`` (``(batch, 1, m)`` for padding); a 4-D
         mask ``(batch, heads, n, m)`` is used as given. A 2-D mask always means
         ``(n, m)``, query by key; another 2-D shape raises a ValueError. Pass a
-        ``(batch, m)`` padding mask as ``key_padding_mask`` (True at real keys: the
-        opposite of ``nn.MultiheadAttention``'s ``key_padding_mask``, where True means
-        "ignore") or as ``mask[:, None, :]``. See :func:`attention_mask`.
+        ``(batch, m)`` padding mask as ``valid_keys`` (True at real keys;
+        ``nn.MultiheadAttention``'s ``key_padding_mask`` is its negation) or as
+        ``mask[:, None, :]``. See :func:`attention_mask`. ``positions`` is passed on to
+        :meth:`transform_queries_keys` (unused here).
 
         Returns:
             output ``(batch, n, embed_dim)`` and weights ``(batch, heads, n, m)``.
         """
         mask = attention_mask(
-            mask, query.shape[-2], key.shape[-2], key_padding_mask, head_axis=True
+            mask, query.shape[-2], key.shape[-2], valid_keys, head_axis=True
         )
         q = split_heads(self.W_q(query), self.num_heads)
         k = split_heads(self.W_k(key), self.num_heads)
+        q, k = self.transform_queries_keys(q, k, positions)
         v = split_heads(self.W_v(value), self.num_heads)
         heads, weights = scaled_dot_product_attention(q, k, v, mask)
         return self.W_o(merge_heads(heads)), weights
+
+    def transform_queries_keys(
+        self, q: Tensor, k: Tensor, positions: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """Where a subclass changes the projected queries ``(batch, heads, n, head_dim)``
+        and keys ``(batch, heads, m, head_dim)`` before the scores (RoPE rotates them);
+        the identity here."""
+        return q, k
 
     @torch.no_grad()
     def load_from_torch(self, reference: nn.MultiheadAttention) -> MultiHeadAttention:

@@ -2,19 +2,12 @@
 windows and linear attention.
 
 - :func:`generate_cached` extends a prompt with Unit 08's :class:`MiniTransformer`,
-  feeding one new token per step and keeping every layer's keys and values in a
-  :class:`KVCache`; it reuses the model's own code (``MiniTransformer.embed``,
-  ``Block.around`` for the LayerNorms, residuals and feed-forward network, and each
-  block's ``W_q``, ``W_k``, ``W_v``, ``W_o``) and supplies only the attention that reads
-  the cache, so it computes what :func:`attention_kit.transformer.generate` computes,
-  without the recomputation.
-- :func:`tiled_attention` is exact softmax attention computed over blocks of keys with
-  an online softmax (a running maximum, a running sum and a rescaled output
-  accumulator), the algorithm of FlashAttention (Dao et al. 2022) in plain PyTorch: it
-  never holds more than ``(n, block_size)`` scores at a time.
-- :func:`sliding_window_mask` is the band mask of sliding-window attention.
-- :func:`linear_attention` is the linear attention of Katharopoulos et al. (2020) with
-  the feature map elu(x) + 1, non-causal and causal (a running sum over positions).
+  one new token per step, keeping every layer's keys and values in a preallocated
+  :class:`KVCache`; :func:`cached_forward` runs the model's own modules on the new
+  tokens only, and gives the tokens :func:`attention_kit.transformer.generate` gives.
+- :func:`tiled_attention`: exact attention over blocks of keys with an online softmax.
+- :func:`sliding_window_mask` and :func:`sliding_window_attention`: a band of keys.
+- :func:`linear_attention`: Katharopoulos et al. (2020), non-causal and causal.
 
 Shapes follow the course: queries ``(..., n, d_k)``, keys ``(..., m, d_k)``, values
 ``(..., m, d_v)``, masks boolean with True = may attend, broadcastable to ``(..., n, m)``.
@@ -24,15 +17,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .attention import merge_heads, scaled_dot_product_attention, split_heads
+from .attention import (
+    MultiHeadAttention,
+    merge_heads,
+    scaled_dot_product_attention,
+    split_heads,
+)
 from .masks import causal_band
-from .positional import apply_rope
+from .train import evaluating
 from .transformer import MiniTransformer, next_token
 
 # --- the key-value cache ----------------------------------------------------------------
@@ -40,15 +37,39 @@ from .transformer import MiniTransformer, next_token
 
 @dataclass
 class KVCache:
-    """Every layer's keys and values so far: ``keys[l]`` and ``values[l]`` are
-    ``(batch, heads, length, head_dim)``; with RoPE the keys are stored rotated."""
+    """Every layer's keys and values, allocated once: ``keys[l]`` and ``values[l]`` are
+    ``(batch, heads, capacity, head_dim)``, of which the first ``length`` positions are
+    filled; with RoPE the keys are stored rotated. ``KVCache()`` is empty until
+    :func:`cached_forward` allocates it for the model's whole context."""
 
     keys: list[Tensor] = field(default_factory=list)
     values: list[Tensor] = field(default_factory=list)
+    length: int = 0
+
+    @classmethod
+    def allocate(
+        cls, model: MiniTransformer, batch: int, capacity: int | None = None
+    ) -> KVCache:
+        """Zeros for ``capacity`` positions (default: the model's context) in every
+        layer, in the model's dtype and on its device."""
+        config = model.config
+        capacity = config.context_length if capacity is None else capacity
+        if capacity > config.context_length:
+            raise ValueError(
+                f"a cache of {capacity} positions, the context is {config.context_length}"
+            )
+        head_dim = config.d_model // config.num_heads
+        shape = (batch, config.num_heads, capacity, head_dim)
+        weight = model.output.weight
+
+        def zeros() -> list[Tensor]:
+            return [weight.new_zeros(shape) for _ in model.blocks]
+
+        return cls(zeros(), zeros())
 
     @property
-    def length(self) -> int:
-        """How many positions are cached (0 for an empty cache)."""
+    def capacity(self) -> int:
+        """How many positions the cache can hold (0 before it is allocated)."""
         return self.keys[0].shape[-2] if self.keys else 0
 
     def nbytes(self) -> int:
@@ -84,43 +105,59 @@ def cached_forward(
     model: MiniTransformer, tokens: Tensor, cache: KVCache
 ) -> tuple[Tensor, KVCache]:
     """Run ``model`` on new tokens ``(batch, n)`` that follow the ``cache.length``
-    tokens already in ``cache``; returns logits ``(batch, n, vocab_size)`` and the cache
-    with the new keys and values appended (a new object; ``cache`` is not changed).
+    tokens in ``cache``: returns logits ``(batch, n, vocab_size)`` and ``cache`` itself,
+    with the new keys and values written in place after the old ones.
 
-    The new tokens sit at positions ``cache.length .. cache.length + n - 1``: learned
-    and sinusoidal positions are looked up there, and RoPE rotates the new queries and
-    keys by those positions (the cached keys were rotated when they were new). The mask
-    is the model's own (causal, and windowed if the model has a window), ``(n, past + n)``.
+    The new tokens sit at positions ``past .. past + n - 1`` (past = ``cache.length``);
+    the mask is the model's own (causal, windowed if the model has a window).
     """
-    config = model.config
     past, n = cache.length, tokens.shape[1]
-    if past + n > config.context_length:
-        raise ValueError(f"{past + n} tokens, context is {config.context_length}")
+    if not cache.keys:  # KVCache(): allocate it here, for the model's whole context
+        empty = KVCache.allocate(model, batch=tokens.shape[0])
+        cache.keys, cache.values = empty.keys, empty.values
+    if past + n > cache.capacity:
+        raise ValueError(f"{past + n} tokens, the cache holds {cache.capacity}")
+    if len(tokens) != len(cache.keys[0]):
+        raise ValueError(
+            f"a batch of {len(tokens)}, the cache holds {len(cache.keys[0])}"
+        )
     positions = torch.arange(past, past + n, device=tokens.device)
-    x = model.embed(tokens, positions)
     mask = model.attention_mask(n, start=past)  # (n, past + n)
-    new = KVCache()
+    x = model.embed(tokens, positions)
+    for block, keys, values in zip(model.blocks, cache.keys, cache.values, strict=True):
+        # views of this layer's cache up to the new tokens, which attention fills in
+        step = (keys[:, :, : past + n], values[:, :, : past + n], positions, mask)
+        if block.pre_norm:
+            x = x + attend_with_cache(block.attention, block.norm1(x), *step)
+            x = x + block.ffn(block.norm2(x))
+        else:
+            x = block.norm1(x + attend_with_cache(block.attention, x, *step))
+            x = block.norm2(x + block.ffn(x))
+    cache.length = past + n
+    return model.output(model.final_norm(x)), cache
 
-    def attend_with_cache(
-        normed: Tensor, layer: int, attention
-    ) -> tuple[Tensor, Tensor]:
-        q = split_heads(attention.W_q(normed), attention.num_heads)
-        k = split_heads(attention.W_k(normed), attention.num_heads)
-        v = split_heads(attention.W_v(normed), attention.num_heads)
-        if config.positions == "rope":
-            q, k = apply_rope(q, positions), apply_rope(k, positions)
-        if past:
-            k = torch.cat([cache.keys[layer], k], dim=-2)  # the sequence axis
-            v = torch.cat([cache.values[layer], v], dim=-2)
-        new.keys.append(k)
-        new.values.append(v)
-        heads, weights = scaled_dot_product_attention(q, k, v, mask)
-        return attention.W_o(merge_heads(heads)), weights
 
-    for layer, block in enumerate(model.blocks):
-        attend = partial(attend_with_cache, layer=layer, attention=block.attention)
-        x, _ = block.around(x, attend)  # the block's own norms, residuals and FFN
-    return model.output(model.final_norm(x)), new
+def attend_with_cache(
+    attention: MultiHeadAttention,
+    x: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    positions: Tensor,
+    mask: Tensor,
+) -> Tensor:
+    """``attention`` for the new tokens x ``(batch, n, d_model)`` at ``positions``
+    ``(n,)``: their keys and values are written into the last n positions of ``keys``
+    and ``values`` ``(batch, heads, past + n, head_dim)`` (views of the cache), and
+    their queries attend over all past + n with ``mask`` ``(n, past + n)``.
+    Returns ``(batch, n, d_model)``."""
+    n = x.shape[-2]
+    q = split_heads(attention.W_q(x), attention.num_heads)
+    k = split_heads(attention.W_k(x), attention.num_heads)
+    q, k = attention.transform_queries_keys(q, k, positions)  # RoPE rotates here
+    keys[:, :, -n:] = k
+    values[:, :, -n:] = split_heads(attention.W_v(x), attention.num_heads)
+    heads, _ = scaled_dot_product_attention(q, keys, values, mask)
+    return attention.W_o(merge_heads(heads))
 
 
 @torch.no_grad()
@@ -145,13 +182,14 @@ def generate_cached(
             f"{prompt.shape[1]} + {num_tokens} tokens do not fit in the context "
             f"of {model.config.context_length}; a cache cannot slide a learned context"
         )
-    model.eval()
-    tokens, cache, step_input = prompt, KVCache(), prompt
-    for _ in range(num_tokens):
-        logits, cache = cached_forward(model, step_input, cache)
-        new = next_token(logits[:, -1], temperature, top_k, greedy, generator)
-        tokens = torch.cat([tokens, new], dim=1)
-        step_input = new
+    cache = KVCache.allocate(model, len(prompt), prompt.shape[1] + num_tokens)
+    tokens, step_input = prompt, prompt
+    with evaluating(model):
+        for _ in range(num_tokens):
+            logits, cache = cached_forward(model, step_input, cache)
+            new = next_token(logits[:, -1], temperature, top_k, greedy, generator)
+            tokens = torch.cat([tokens, new], dim=1)
+            step_input = new
     return tokens
 
 
@@ -182,17 +220,10 @@ def grouped_query_attention(
 def online_softmax_update(
     state: tuple[Tensor, Tensor, Tensor], scores: Tensor, values: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """One step of the online softmax: fold a block of scores and values into the
-    running state ``(running_max (..., n, 1), running_sum (..., n, 1), output
-    (..., n, d_v))``, where ``output`` is the sum of exp(score - running_max) * value
-    over the keys seen so far (not yet divided by the running sum).
-
-    scores ``(..., n, b)`` (-inf where a key is not allowed), values ``(..., b, d_v)``.
-    When the maximum grows from running_max to new_max, everything summed so far was
-    taken relative to running_max and is rescaled by exp(running_max - new_max) <= 1.
-    A row with no allowed key so far keeps maximum -inf and sum 0 (its exponentials are
-    computed against 0 instead).
-    """
+    """Fold a block of scores ``(..., n, b)`` (-inf where not allowed) and values
+    ``(..., b, d_v)`` into the state ``(running_max (..., n, 1), running_sum (..., n, 1),
+    output (..., n, d_v))``; ``output`` is the sum of exp(score - running_max) * value,
+    not yet divided by the sum. A row with no allowed key yet keeps max -inf, sum 0."""
     running_max, running_sum, output = state
     new_max = torch.maximum(running_max, scores.amax(dim=-1, keepdim=True))
     safe_max = torch.where(torch.isinf(new_max), torch.zeros_like(new_max), new_max)
@@ -211,17 +242,19 @@ def tiled_attention(
     block_size: int = 128,
     causal: bool = False,
 ) -> Tensor:
-    """Exact softmax(Q K^T / sqrt(d_k)) V, computed over blocks of ``block_size`` keys
-    with an online softmax, so that at most ``(..., n, block_size)`` scores exist at a
-    time (the FlashAttention algorithm of Dao et al. 2022, without its fused kernel).
+    """Exact softmax(Q K^T / sqrt(d_k)) V over blocks of ``block_size`` keys with an
+    online softmax: at most ``(..., n, block_size)`` scores at a time. It tiles the keys
+    only, as Rabe & Staats (2021), "Self-attention Does Not Need O(n^2) Memory",
+    arXiv:2112.05682.
 
     Args:
         queries: ``(..., n, d_k)``; keys ``(..., m, d_k)``; values ``(..., m, d_v)``.
         mask: boolean, True = may attend, broadcastable to ``(..., n, m)``. A row with
             no allowed key gives zeros, as :func:`attention_kit.attention.masked_softmax`.
         block_size: keys per block; the last block may be shorter.
-        causal: also apply the causal mask (key j <= query i), built block by block
-            instead of as an (n, m) tensor.
+        causal: also apply the causal mask, aligned bottom-right as
+            ``torch.nn.attention.bias.causal_lower_right``: query i sees keys
+            j <= i + m - n (the queries are the last n positions, as in a decode step).
 
     Returns:
         output ``(..., n, d_v)``, equal to plain attention up to rounding.
@@ -239,7 +272,7 @@ def tiled_attention(
         torch.zeros((*batch_shape, n, 1), **like),
         torch.zeros((*batch_shape, n, values.shape[-1]), **like),
     )
-    rows = torch.arange(n, device=queries.device)[:, None]
+    last_key = torch.arange(n, device=queries.device)[:, None] + (m - n)  # (n, 1)
     for start in range(0, m, block_size):
         stop = min(start + block_size, m)
         scores = queries @ keys[..., start:stop, :].transpose(-2, -1) * scale
@@ -248,7 +281,7 @@ def tiled_attention(
             allowed = mask[..., start:stop] if mask.shape[-1] == m else mask
         if causal:
             columns = torch.arange(start, stop, device=queries.device)[None, :]
-            below = columns <= rows
+            below = columns <= last_key
             allowed = below if allowed is None else allowed & below
         if allowed is not None:
             scores = scores.masked_fill(~allowed, float("-inf"))
@@ -284,10 +317,9 @@ def sliding_window_mask(
 def sliding_window_attention(
     queries: Tensor, keys: Tensor, values: Tensor, window: int, block_size: int = 128
 ) -> Tensor:
-    """Causal sliding-window self-attention computed band by band: each block of
-    ``block_size`` queries attends only to the keys its window can reach, so the cost
-    grows like n * (window + block_size) instead of n^2. Equal to plain attention with
-    ``sliding_window_mask(n, window)``.
+    """Causal sliding-window self-attention, equal to plain attention with
+    ``sliding_window_mask(n, window)``: each block of ``block_size`` queries meets only
+    the keys its window reaches, so the cost grows like n * (window + block_size).
 
     queries, keys ``(..., n, d_k)``, values ``(..., n, d_v)`` -> ``(..., n, d_v)``.
     """
@@ -322,17 +354,13 @@ def elu_feature_map(x: Tensor) -> Tensor:
 def linear_attention(
     queries: Tensor, keys: Tensor, values: Tensor, causal: bool = False
 ) -> Tensor:
-    """Linear attention (Katharopoulos et al. 2020): the similarity exp(q.k/sqrt(d_k))
-    of softmax attention is replaced by phi(q).phi(k) with phi = elu + 1, so that
+    """Linear attention (Katharopoulos et al. 2020, arXiv:2006.16236):
 
         out_i = phi(q_i)^T (sum_j phi(k_j) v_j^T) / phi(q_i)^T (sum_j phi(k_j)),
 
-    and the sums over keys are computed once: O(n d_k d_v) instead of O(n^2).
-    ``causal`` sums only over j <= i, as a running (cumulative) sum over positions.
-
-    queries ``(..., n, d_k)``, keys ``(..., n, d_k)``, values ``(..., n, d_v)`` ->
-    ``(..., n, d_v)``. (The causal running sum keeps one (d_k, d_v) state per position
-    here, for clarity; a recurrent loop needs one state in all.)
+    phi = elu + 1; ``causal`` sums over j <= i only. queries, keys ``(..., n, d_k)``,
+    values ``(..., n, d_v)`` -> ``(..., n, d_v)``. The causal form keeps a (d_k, d_v)
+    running sum per position, ``(..., n, d_k, d_v)`` in all.
     """
     q, k = elu_feature_map(queries), elu_feature_map(keys)
     if not causal:

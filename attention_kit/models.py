@@ -13,15 +13,13 @@ from torch import Tensor, nn
 from .attention import AdditiveAttention
 from .data import TARGET_STEPS, CharVocab
 from .masks import padding_mask
+from .train import evaluating
 from .transformer import MiniTransformer, TransformerConfig  # noqa: F401  (Unit 08)
 
 
 class Encoder(nn.Module):
-    """Embeds characters and runs a bidirectional GRU over them.
-
-    The annotation of position j is [forward state j ; backward state j], so it
-    summarises the whole input with a focus around j.
-    """
+    """Embeds characters and runs a bidirectional GRU over them: the annotation of
+    position j is [forward state j ; backward state j]."""
 
     def __init__(self, vocab_size: int, embed_dim: int, hidden_dim: int):
         super().__init__()
@@ -43,13 +41,9 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """A GRU that writes the output one character at a time.
-
-    At step i it reads a context vector c_i: with attention, the additive-attention
-    average of the encoder annotations with the previous decoder state as the query;
-    without attention, the encoder's fixed summary (:func:`encoder_summary`), the same
-    at every step.
-    """
+    """A GRU that writes the output one character at a time, reading a context c_i at
+    step i: with attention, additive attention over the annotations with the previous
+    state as the query; without, the encoder's summary (:func:`encoder_summary`)."""
 
     def __init__(
         self,
@@ -206,19 +200,20 @@ def greedy_decode(
     including its first EOS, then PAD. Decoding stops after ``max_steps`` steps, or
     earlier, after the step at which the last unfinished row writes its EOS.
     """
-    annotations, mask, state = model.encode(ids, lengths)
-    previous = torch.full(
-        (ids.shape[0],), CharVocab.BOS, dtype=torch.long, device=ids.device
-    )
-    finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
-    outputs = []
-    for _ in range(max_steps):
-        logits, state, _ = model.decoder.step(previous, state, annotations, mask)
-        previous = logits.argmax(dim=-1).masked_fill(finished, CharVocab.PAD)
-        outputs.append(previous)
-        finished = finished | (previous == CharVocab.EOS)
-        if finished.all():
-            break
+    with evaluating(model):
+        annotations, mask, state = model.encode(ids, lengths)
+        previous = torch.full(
+            (ids.shape[0],), CharVocab.BOS, dtype=torch.long, device=ids.device
+        )
+        finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
+        outputs = []
+        for _ in range(max_steps):
+            logits, state, _ = model.decoder.step(previous, state, annotations, mask)
+            previous = logits.argmax(dim=-1).masked_fill(finished, CharVocab.PAD)
+            outputs.append(previous)
+            finished = finished | (previous == CharVocab.EOS)
+            if finished.all():
+                break
     return torch.stack(outputs, dim=1)
 
 
@@ -233,7 +228,7 @@ def translate(
     """Greedy decoding of ``texts`` for ``steps`` steps; returns the outputs (each up to
     its first EOS) and the attention weights ``(len(texts), steps, longest)`` (None for
     a model without attention)."""
-    model.eval()
     ids, lengths = source_vocab.encode(texts)
-    logits, weights = model(ids, lengths, steps=steps)
+    with evaluating(model):
+        logits, weights = model(ids, lengths, steps=steps)
     return target_vocab.decode(logits.argmax(dim=-1)), weights

@@ -1,4 +1,12 @@
-"""Plots shared by the lectures and labs. Every attention-weight picture uses show_heatmap."""
+"""Plots shared by the lectures and labs. Every attention-weight picture uses show_heatmap.
+
+Colour maps are chosen so that a picture reads without colour, in greyscale or for a
+colour-blind reader: the default ``Reds`` (and ``Greys``, ``Blues``, ``viridis``) get
+darker or lighter steadily with the value, so lightness alone orders the cells. A
+diverging map such as ``RdBu_r`` tells a positive from a negative value by hue alone;
+where the sign matters, write the values into the cells (``annotate=True``) or draw
+contour lines, dashed where negative.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
 
 
 def _as_array(matrix) -> np.ndarray:
@@ -31,6 +40,7 @@ def show_heatmap(
     vmin: float | None = 0.0,
     vmax: float | None = None,
     colorbar_label: str = "attention weight",
+    annotate: bool | str = False,
 ) -> Axes:
     """Draw a matrix of attention weights: one row per query, one column per key.
 
@@ -40,6 +50,9 @@ def show_heatmap(
         xticklabels, yticklabels: a label per column / row, e.g. the tokens.
         ax: where to draw; a new figure when omitted.
         vmin, vmax: the colour range; weights start at 0, so vmin defaults to 0.
+        annotate: write each value into its cell (True: two decimals; or a format
+            such as ``"{:.1f}"``), in black or white, whichever contrasts more with
+            the cell: the values then read without colour.
 
     Returns:
         The axes, so that callers can add to the picture.
@@ -65,6 +78,39 @@ def show_heatmap(
                 )
             set_ticks(range(size))
             set_labels(labels)
+    if annotate:
+        write_values(ax, image, matrix, "{:.2f}" if annotate is True else annotate)
     colorbar = ax.figure.colorbar(image, ax=ax, shrink=0.85)
     colorbar.set_label(colorbar_label)
     return ax
+
+
+def relative_luminance(colour) -> float:
+    """WCAG's relative luminance of a colour, 0 (black) to 1 (white)."""
+    channels = np.array(to_rgb(colour))
+    linear = np.where(
+        channels <= 0.04045, channels / 12.92, ((channels + 0.055) / 1.055) ** 2.4
+    )
+    return float(linear @ np.array([0.2126, 0.7152, 0.0722]))
+
+
+def contrast_ratio(first, second) -> float:
+    """WCAG's contrast ratio of two colours, from 1 (equal) to 21 (black on white)."""
+    light, dark = sorted(map(relative_luminance, (first, second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def write_values(ax: Axes, image, matrix: np.ndarray, template: str) -> None:
+    """Write ``matrix[i, j]`` into each cell of a heatmap, black or white by contrast."""
+    for (row, column), value in np.ndenumerate(matrix):
+        cell = image.cmap(image.norm(value))
+        ink = max(("black", "white"), key=lambda c: contrast_ratio(c, cell))
+        ax.text(
+            column,
+            row,
+            template.format(value),
+            ha="center",
+            va="center",
+            color=ink,
+            fontsize="small",
+        )

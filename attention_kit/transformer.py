@@ -1,19 +1,10 @@
-"""A small decoder-only transformer (Unit 08), one screen of code per class.
-
-The pieces of Units 01-07 put together in the GPT layout (Radford et al. 2019): token
-embedding plus positions, ``num_layers`` blocks of pre-LayerNorm causal self-attention
-and a position-wise feed-forward network, each wrapped in a residual connection, a
-final LayerNorm, and a linear map to one score (logit) per vocabulary entry.
+"""A small decoder-only transformer (Unit 08) in the GPT layout (Radford et al. 2019).
 
 Shapes: tokens ``(batch, n)`` of integer ids; activations ``(batch, n, d_model)``;
 attention weights ``(batch, heads, n, n)``; logits ``(batch, n, vocab_size)``.
-
-For a key-value cache (Unit 09): every block's keys and values come from
-``block.attention.W_k`` and ``W_v`` applied to ``block.norm1(x)`` (pre-LN), and
-:meth:`MiniTransformer.forward` takes ``start``, the position of the first token it is
-given, so that new tokens can be fed one at a time with the right positions;
-:meth:`MiniTransformer.embed` and :meth:`Block.around` let the cache reuse the model's
-embeddings and blocks around its own attention.
+Unit 09's key-value cache (:func:`attention_kit.efficient.cached_forward`) reuses
+:meth:`MiniTransformer.embed`, :meth:`MiniTransformer.attention_mask` and each block's
+modules.
 """
 
 from __future__ import annotations
@@ -25,24 +16,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import (
-    MultiHeadAttention,
-    attention_mask,
-    merge_heads,
-    scaled_dot_product_attention,
-    split_heads,
-)
+from .attention import MultiHeadAttention
 from .masks import causal_band
 from .positional import apply_rope, sinusoidal_encoding
+from .train import evaluating
 
 POSITIONS = ("learned", "sinusoidal", "rope", "none")
+INITS = ("gpt2", "pytorch")
 
 
 class FeedForward(nn.Module):
-    """The position-wise feed-forward network: ``down(gelu(up(x)))``, applied to every
-    token on its own. ``up``: ``Linear(d_model, d_ff)``; ``down``: ``Linear(d_ff,
-    d_model)``. The non-linearity is what attention lacks: attention outputs are
-    weighted averages of (linear maps of) the inputs."""
+    """The position-wise feed-forward network ``down(gelu(up(x)))``, token by token.
+    ``up``: ``Linear(d_model, d_ff)``; ``down``: ``Linear(d_ff, d_model)``."""
 
     def __init__(self, d_model: int, d_ff: int, bias: bool = True):
         super().__init__()
@@ -55,25 +40,15 @@ class FeedForward(nn.Module):
 
 
 class RotaryMultiHeadAttention(MultiHeadAttention):
-    """:class:`MultiHeadAttention` with RoPE (Su et al. 2021): every head's queries and
+    """:class:`MultiHeadAttention` with RoPE (Su et al. 2021): each head's queries and
     keys are rotated by their positions before the scores; values are not."""
 
-    def forward(
-        self,
-        query: Tensor,
-        key: Tensor,
-        value: Tensor,
-        mask: Tensor | None = None,
-        positions: Tensor | None = None,
+    def transform_queries_keys(
+        self, q: Tensor, k: Tensor, positions: Tensor | None
     ) -> tuple[Tensor, Tensor]:
-        """As :meth:`MultiHeadAttention.forward` (self-attention: query, key and value
-        have the same length); ``positions`` ``(n,)`` defaults to ``0..n-1``."""
-        mask = attention_mask(mask, query.shape[-2], key.shape[-2], head_axis=True)
-        q = apply_rope(split_heads(self.W_q(query), self.num_heads), positions)
-        k = apply_rope(split_heads(self.W_k(key), self.num_heads), positions)
-        v = split_heads(self.W_v(value), self.num_heads)
-        heads, weights = scaled_dot_product_attention(q, k, v, mask)
-        return self.W_o(merge_heads(heads)), weights
+        """q ``(batch, heads, n, head_dim)`` and k ``(batch, heads, m, head_dim)``
+        rotated by ``positions`` ``(n,)`` (n = m), or by ``0..n-1`` and ``0..m-1``."""
+        return apply_rope(q, positions), apply_rope(k, positions)
 
 
 class Block(nn.Module):
@@ -98,27 +73,20 @@ class Block(nn.Module):
         self.ffn = FeedForward(d_model, d_ff)
 
     def forward(
-        self, x: Tensor, mask: Tensor | None = None, **attention_kwargs
+        self, x: Tensor, mask: Tensor | None = None, positions: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
-        """x ``(batch, n, d_model)``, mask ``(n, n)`` (True = may attend) -> the new
-        x ``(batch, n, d_model)`` and the weights ``(batch, heads, n, n)``."""
-
-        def attend(normed: Tensor) -> tuple[Tensor, Tensor]:
-            return self.attention(normed, normed, normed, mask, **attention_kwargs)
-
-        return self.around(x, attend)
-
-    def around(self, x: Tensor, attend) -> tuple[Tensor, Tensor]:
-        """The LayerNorms, residual connections and feed-forward network around
-        ``attend``, a function of the (normalised, for pre-LN) activations
-        ``(batch, n, d_model)`` that returns (update, weights);
-        Unit 09's cache passes one that also reads cached keys and values."""
+        """x ``(batch, n, d_model)``, mask ``(n, n)`` (True = may attend), positions
+        ``(n,)`` (for RoPE) -> the new x ``(batch, n, d_model)`` and the weights
+        ``(batch, heads, n, n)``."""
         if self.pre_norm:
-            update, weights = attend(self.norm1(x))
+            normed = self.norm1(x)
+            update, weights = self.attention(
+                normed, normed, normed, mask, positions=positions
+            )
             x = x + update
             x = x + self.ffn(self.norm2(x))
         else:
-            update, weights = attend(x)
+            update, weights = self.attention(x, x, x, mask, positions=positions)
             x = self.norm1(x + update)
             x = self.norm2(x + self.ffn(x))
         return x, weights
@@ -132,6 +100,8 @@ class TransformerConfig:
     2017, added to the token embeddings), "rope" (rotating queries and keys) or "none".
     ``window``: None for full causal attention; w lets each token see itself and the
     w - 1 tokens before it (w = 1: only itself). ``d_ff`` defaults to 4 * d_model.
+    ``init``: "gpt2" (:meth:`MiniTransformer.initialise`) or "pytorch" (each layer's
+    own default: ``nn.Embedding`` N(0, 1), ``nn.Linear`` uniform in +-1/sqrt(fan_in)).
     """
 
     vocab_size: int
@@ -144,8 +114,11 @@ class TransformerConfig:
     pre_norm: bool = True
     tie_embeddings: bool = False
     window: int | None = None
+    init: str = "gpt2"
 
     def __post_init__(self):
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, not {self.init!r}")
         if self.positions not in POSITIONS:
             raise ValueError(
                 f"positions must be one of {POSITIONS}, not {self.positions!r}"
@@ -179,6 +152,25 @@ class MiniTransformer(nn.Module):
         self.output = nn.Linear(c.d_model, c.vocab_size, bias=False)
         if c.tie_embeddings:
             self.output.weight = self.token_embedding.weight
+        if c.init == "gpt2":
+            self.initialise()
+
+    @torch.no_grad()
+    def initialise(self) -> None:
+        """GPT-2's initialisation (Radford et al. 2019): embedding and linear weights
+        from N(0, 0.02^2), zero biases, LayerNorms at scale 1 and shift 0, and the two
+        projections that add into the residual stream in each block (``W_o`` and
+        ``ffn.down``) at std 0.02 / sqrt(2 * num_layers). The initial loss is then
+        close to log(vocab_size), tied or not."""
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        residual_std = 0.02 / math.sqrt(2 * self.config.num_layers)
+        for block in self.blocks:
+            nn.init.normal_(block.attention.W_o.weight, std=residual_std)
+            nn.init.normal_(block.ffn.down.weight, std=residual_std)
 
     def attention_mask(self, n: int, start: int = 0) -> Tensor:
         """``(n, start + n)`` boolean: queries at positions ``start .. start + n - 1``
@@ -208,11 +200,10 @@ class MiniTransformer(nn.Module):
             )
         positions = torch.arange(start, start + n, device=tokens.device)
         x = self.embed(tokens, positions)
-        extra = {"positions": positions} if self.config.positions == "rope" else {}
         mask = self.attention_mask(n, start)[:, start:]
         weights = []
         for block in self.blocks:
-            x, w = block(x, mask, **extra)
+            x, w = block(x, mask, positions)
             weights.append(w)
         return self.output(self.final_norm(x)), weights
 
@@ -281,12 +272,12 @@ def generate(
     Each new token is :func:`next_token` of the last position's logits: the most likely
     (``greedy``) or drawn with ``generator``. Returns ``(batch, n + num_tokens)``.
     """
-    model.eval()
     tokens = prompt
-    for _ in range(num_tokens):
-        logits, _ = model(tokens[:, -model.config.context_length :])
-        new = next_token(logits[:, -1], temperature, top_k, greedy, generator)
-        tokens = torch.cat([tokens, new], dim=1)
+    with evaluating(model):
+        for _ in range(num_tokens):
+            logits, _ = model(tokens[:, -model.config.context_length :])
+            new = next_token(logits[:, -1], temperature, top_k, greedy, generator)
+            tokens = torch.cat([tokens, new], dim=1)
     return tokens
 
 
@@ -320,8 +311,8 @@ def recall_loss(model: MiniTransformer, batch: tuple[Tensor, Tensor]) -> Tensor:
 @torch.no_grad()
 def recall_accuracy(model: MiniTransformer, inputs: Tensor, targets: Tensor) -> float:
     """The fraction of sequences whose most likely last-position token is the value."""
-    model.eval()
-    logits, _ = model(inputs)
+    with evaluating(model):
+        logits, _ = model(inputs)
     return (logits[:, -1].argmax(dim=-1) == targets).float().mean().item()
 
 
@@ -335,11 +326,11 @@ def text_windows(ids: Tensor, length: int) -> Tensor:
 def bits_per_character(model: MiniTransformer, ids: Tensor) -> float:
     """The LM loss in bits per character on a 1-D text, cut into chunks of the model's
     context; the first character of each chunk is context only, never a target."""
-    model.eval()
     length = model.config.context_length
     chunks = ids[: len(ids) // length * length].view(-1, length)
-    nats = sum(  # every chunk has length - 1 targets: weigh each batch by its rows
-        lm_loss(model(batch)[0], batch).item() * len(batch)
-        for batch in chunks.split(256)
-    )
+    with evaluating(model):
+        nats = sum(  # every chunk has length - 1 targets: weigh each batch by its rows
+            lm_loss(model(batch)[0], batch).item() * len(batch)
+            for batch in chunks.split(256)
+        )
     return nats / len(chunks) / math.log(2)

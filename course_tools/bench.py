@@ -7,6 +7,7 @@ they depend on the machine. Every run is seeded; times are wall-clock on this ma
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -383,6 +384,134 @@ def kit_mha_vs_torch(batch: int = 8, n: int = 256, d: int = 256, heads: int = 8)
     ]
 
 
+def _phase_change_step(losses: list[float], window: int = 20) -> int:
+    """The first step at which the mean loss of ``window`` steps falls below the middle
+    of its first and last values: where the sudden drop happens."""
+    means = torch.tensor(losses).unfold(0, window, 1).mean(dim=1)
+    middle = (means[0] + means[-1]) / 2
+    return int((means < middle).nonzero()[0]) + window - 1
+
+
+def reading_attention() -> list[Row]:
+    """Unit 10: the induction model (periods 8-16) and the fixed-period shortcut, trained
+    as in the lab; their scores, mean ablations and the faithfulness table."""
+    from attention_kit.reading import (
+        FIXED_PERIOD,
+        INDUCTION_LENGTH,
+        INDUCTION_STEPS,
+        INDUCTION_VOCAB,
+        VARYING_PERIODS,
+        ablate,
+        faithfulness,
+        induction_score,
+        next_token_accuracy,
+        one_query_per_sequence,
+        previous_token_score,
+        repeated_segments,
+        train_induction_model,
+    )
+
+    def test_set(low: int, high: int):
+        return repeated_segments(
+            500, INDUCTION_LENGTH, INDUCTION_VOCAB, low, high, seed=1
+        )
+
+    tokens, periods = test_set(*VARYING_PERIODS)
+    model, history = train_induction_model(*VARYING_PERIODS)
+    with torch.no_grad():
+        logits, weights = model(tokens)
+    accuracy = next_token_accuracy(logits, tokens, periods)
+    previous = previous_token_score(weights[0])
+    induction = induction_score(weights[1], periods)
+    low, high = VARYING_PERIODS
+    rows = [
+        (
+            f"induction, periods {low}-{high}, {INDUCTION_STEPS} steps of 32",
+            f"{accuracy['repeated']:.1%} on the repeated part",
+            f"{history.seconds:.1f} s training on 1 thread (load average "
+            f"{_load_average()}), phase change at step "
+            f"{_phase_change_step(history.losses)}; first occurrence "
+            f"{accuracy['first']:.1%} (target: >= 90% within 60 s)",
+        ),
+        (
+            "induction, best previous-token score (layer 0)",
+            f"{previous.max():.2f}",
+            f"head {int(previous.argmax())}; heads 0-3: "
+            + ", ".join(f"{v:.2f}" for v in previous.tolist())
+            + " (target: >= 0.4)",
+        ),
+        (
+            "induction, best induction score (layer 1)",
+            f"{induction.max():.2f}",
+            "heads 0-3: "
+            + ", ".join(f"{v:.2f}" for v in induction.tolist())
+            + " (target: >= 0.6)",
+        ),
+    ]
+    losses = {}
+    with torch.no_grad():
+        for layer in range(len(model.layers)):
+            for head in range(model.config.num_heads):
+                edited, _ = model(tokens, edit=ablate(layer, head, "mean"))
+                losses[layer, head] = (
+                    lm_loss_of(edited, tokens),
+                    next_token_accuracy(edited, tokens, periods)["repeated"],
+                )
+    prev_head = (0, int(previous.argmax()))
+    weakest = min(losses, key=lambda k: losses[k][0])
+    for name, (layer, head), target in (
+        ("the previous-token head", prev_head, " (target: <= 30%)"),
+        ("the weakest head", weakest, " (weakest: the smallest loss increase)"),
+    ):
+        loss, repeated = losses[layer, head]
+        rows.append(
+            (
+                f"induction, mean-ablating {name} (layer {layer} head {head})",
+                f"{repeated:.1%} on the repeated part",
+                f"loss {loss:.3f} nats, {lm_loss_of(logits, tokens):.3f} with every "
+                f"head{target}",
+            )
+        )
+    queries, sources = one_query_per_sequence(periods)
+    for method, hit_rate in faithfulness(model, tokens, queries, sources).items():
+        rows.append(
+            (
+                f"faithfulness, {method}",
+                f"{hit_rate:.1%} top position = source",
+                "500 test sequences, one query each in the second copy",
+            )
+        )
+    shortcut, shortcut_history = train_induction_model(FIXED_PERIOD, FIXED_PERIOD)
+    for low, high in ((FIXED_PERIOD, FIXED_PERIOD), VARYING_PERIODS):
+        tokens, periods = test_set(low, high)
+        with torch.no_grad():
+            logits, weights = shortcut(tokens)
+        rows.append(
+            (
+                f"shortcut (trained on period {FIXED_PERIOD}), tested on periods "
+                + (f"{low}-{high}" if low != high else f"{low}"),
+                f"{next_token_accuracy(logits, tokens, periods)['repeated']:.1%} on the "
+                "repeated part",
+                f"best induction score {induction_score(weights[1], periods).max():.2f}, "
+                f"best previous-token score {previous_token_score(weights[0]).max():.2f}"
+                f"; {shortcut_history.seconds:.1f} s training",
+            )
+        )
+    return rows
+
+
+def _load_average() -> str:
+    """The 1-minute load average, for notes on times (not available on Windows)."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "unknown"
+
+
+def lm_loss_of(logits: torch.Tensor, tokens: torch.Tensor) -> float:
+    """The language-model loss as a number."""
+    from attention_kit.transformer import lm_loss
+
+    return lm_loss(logits, tokens).item()
+
+
 MEASUREMENTS: dict[str, Callable[[], list[Row]]] = {
     "dates": date_task,
     "attention-cost": attention_cost,
@@ -393,6 +522,7 @@ MEASUREMENTS: dict[str, Callable[[], list[Row]]] = {
     "tiled-memory": tiled_memory,
     "variants": attention_variants,
     "kit-mha": kit_mha_vs_torch,
+    "induction": reading_attention,
 }
 
 

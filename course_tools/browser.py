@@ -5,23 +5,31 @@ The book's and the slides' browser tests (``tests/test_browser.py``,
 talks to it over the Chrome DevTools Protocol (a websocket on localhost), and fails
 every request that would leave the machine: only ``file:``, ``data:``, ``blob:`` and
 ``about:`` URLs load. For each page it records those blocked requests, the images that
-did not load, and the state of MathJax.
+did not load, and the state of MathJax. With ``audit=True`` it also runs axe-core, the
+accessibility engine that ships in the pinned ``axe-core-python`` package, with the
+WCAG 2.1 A and AA rules, once MathJax has finished (no Node.js, nothing downloaded).
 
 Usage::
 
     with Chromium() as browser:
-        page = browser.open(Path("_build/html/intro.html"))
-        page.blocked, page.broken_images, page.maths, page.links
+        page = browser.open(Path("_build/html/intro.html"), audit=True)
+        page.blocked, page.broken_images, page.maths, page.links, page.violations
+
+    python -m course_tools.browser _build/html     # the audit of a built book, by rule
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
+import collections
+import importlib.resources
 import itertools
 import json
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -92,6 +100,57 @@ REPORT_SCRIPT = """
 """
 
 
+# The WCAG 2.0 and 2.1 success criteria of levels A and AA, as axe-core tags its rules.
+WCAG_21_AA = ("wcag2a", "wcag2aa", "wcag21a", "wcag21aa")
+# Runs after REPORT_SCRIPT (so after MathJax) once axe-core is loaded into the page.
+AUDIT_SCRIPT = """
+(async () => {
+  const result = await axe.run(document, {
+    runOnly: {type: "tag", values: %s},
+    resultTypes: ["violations"],
+  });
+  return result.violations.map((rule) => ({
+    rule: rule.id,
+    impact: rule.impact,
+    help: rule.help,
+    nodes: rule.nodes.map((node) => ({
+      target: node.target.join(" "),
+      html: node.html.slice(0, 160),
+      summary: (node.failureSummary || "").slice(0, 300),
+    })),
+  }));
+})()
+"""
+
+
+def axe_script() -> str:
+    """axe-core's script, as shipped in the pinned axe-core-python wheel."""
+    return (importlib.resources.files("axe_core_python") / "axe.min.js").read_text(
+        encoding="utf-8"
+    )
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One axe-core rule that failed on a page, with the elements that fail it."""
+
+    rule: str
+    impact: str  # "minor", "moderate", "serious" or "critical"
+    help: str
+    nodes: tuple[dict, ...]
+
+    @property
+    def blocking(self) -> bool:
+        """Serious and critical violations fail the tests; the others are reported."""
+        return self.impact in ("serious", "critical")
+
+    def describe(self, examples: int = 3) -> str:
+        lines = [f"{self.impact} {self.rule} ({len(self.nodes)}x): {self.help}"]
+        for node in self.nodes[:examples]:
+            lines.append(f"    {node['target']}: {node['html']}")
+        return "\n".join(lines)
+
+
 class BrowserError(RuntimeError):
     """Chromium did not start, or did not answer."""
 
@@ -105,6 +164,7 @@ class Page:
     blocked: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
+    violations: list[Violation] | None = None  # None: not audited
 
     @property
     def broken_images(self) -> list[str]:
@@ -281,9 +341,22 @@ class Chromium:
             raise BrowserError(f"script failed: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def open(self, path: Path | str, settle: float = 0.0) -> Page:
-        """Load a page, wait for it and MathJax, and report what it showed."""
+    def open(
+        self,
+        path: Path | str,
+        settle: float = 0.0,
+        audit: bool = False,
+        color_scheme: str = "light",
+    ) -> Page:
+        """Load a page, wait for it and MathJax, and report what it showed; with
+        ``audit``, run axe-core's WCAG 2.1 A and AA rules on it too. ``color_scheme``
+        ("light" or "dark") is the reader's system setting, which the book's theme
+        follows."""
         url = path if isinstance(path, str) else Path(path).resolve().as_uri()
+        self._call(
+            "Emulation.setEmulatedMedia",
+            features=[{"name": "prefers-color-scheme", "value": color_scheme}],
+        )
         self._blocked, self._failed, self._console = [], [], []
         self._events.clear()
         self._call("Page.navigate", url=url)
@@ -292,10 +365,47 @@ class Chromium:
             end = time.monotonic() + settle
             while time.monotonic() < end:
                 self.evaluate("new Promise((r) => setTimeout(r, 100))")
-        report = self.evaluate(REPORT_SCRIPT)
-        return Page(
+        report = self.evaluate(REPORT_SCRIPT)  # waits for MathJax
+        page = Page(
             url, report, list(self._blocked), list(self._failed), list(self._console)
         )
+        if audit:
+            page.violations = self.audit()
+        return page
+
+    def audit(self, tags: tuple[str, ...] = WCAG_21_AA) -> list[Violation]:
+        """axe-core's violations of the rules with these tags on the page now open."""
+        if not self.evaluate("typeof window.axe !== 'undefined'"):
+            self.evaluate(axe_script() + "\n;true")
+        # A window as tall as a long page, so that the contrast of the sidebar's links
+        # (scrolled out of a 1000 px window) can be checked too.
+        self._call(
+            "Emulation.setDeviceMetricsOverride",
+            width=1300,
+            height=4000,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        try:
+            found = self.evaluate(AUDIT_SCRIPT % json.dumps(list(tags)))
+        finally:
+            self._call("Emulation.clearDeviceMetricsOverride")
+        return [
+            Violation(v["rule"], v["impact"] or "minor", v["help"], tuple(v["nodes"]))
+            for v in found
+        ]
+
+    def fonts_of(self, selector: str) -> list[str]:
+        """The fonts Chromium drew the text of the first element matching ``selector``
+        with (the platform's font names, such as "Noto Color Emoji")."""
+        self._call("DOM.enable")
+        self._call("CSS.enable")
+        root = self._call("DOM.getDocument", depth=0)["root"]["nodeId"]
+        node = self._call("DOM.querySelector", nodeId=root, selector=selector)["nodeId"]
+        if not node:
+            raise BrowserError(f"no element matches {selector!r}")
+        fonts = self._call("CSS.getPlatformFontsForNode", nodeId=node)["fonts"]
+        return [font["familyName"] for font in fonts]
 
     def screenshot(self, out: Path, full_page: bool = True) -> Path:
         """A PNG of the page now open (the whole page, up to 8000 px high)."""
@@ -314,3 +424,51 @@ class Chromium:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(base64.b64decode(data))
         return out
+
+
+def summarise(pages: dict[str, Page]) -> str:
+    """The audit of many pages as text: each rule once, with its impact, how many
+    elements fail it, and on which pages."""
+    where: dict[tuple[str, str, str], list[str]] = collections.defaultdict(list)
+    count: collections.Counter = collections.Counter()
+    for name, page in pages.items():
+        for violation in page.violations or []:
+            key = (violation.impact, violation.rule, violation.help)
+            where[key].append(name)
+            count[key] += len(violation.nodes)
+    order = ["critical", "serious", "moderate", "minor"]
+    lines = []
+    for key in sorted(where, key=lambda k: (order.index(k[0]), k[1])):
+        impact, rule, help_ = key
+        names = where[key]
+        shown = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+        lines.append(
+            f"{impact:8} {rule:28} {count[key]:4} elements on {len(names):2} pages "
+            f"({help_}): {shown}"
+        )
+    return "\n".join(lines) or "no violation"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Audit every page of a built book with axe-core (WCAG 2.1 A, AA)."
+    )
+    parser.add_argument("html", type=Path, help="the book's HTML folder")
+    parser.add_argument("--color-scheme", choices=("light", "dark"), default="light")
+    args = parser.parse_args(argv)
+    files = sorted(args.html.rglob("*.html"))
+    files = [f for f in files if not f.relative_to(args.html).parts[0].startswith("_")]
+    with Chromium() as browser:
+        pages = {
+            str(f.relative_to(args.html)): browser.open(
+                f, audit=True, color_scheme=args.color_scheme
+            )
+            for f in files
+        }
+    print(summarise(pages))
+    blocking = sum(v.blocking for p in pages.values() for v in p.violations or [])
+    return 1 if blocking else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

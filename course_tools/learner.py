@@ -616,9 +616,9 @@ STATUS_WORDS = {
     WAITING: "not attempted",
     WRONG: "wrong:",
     CRASHED: "error in",
-    UNKNOWN: "",
+    UNKNOWN: "unknown:",
     WRITTEN: "written answer,",
-}
+}  # beside every mark: a screen reader or a terminal without an emoji font needs the words
 
 
 def format_table(reports: list[LabReport], work: Path = MY_LABS) -> str:

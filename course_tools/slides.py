@@ -7,9 +7,10 @@ Each lecture becomes ``_build/slides/NN_topic.slides.html`` (cuts from each cell
   the ``white`` theme, whose fonts ship with it;
 - MathJax 3 from the pinned ``sphinx-mathjax-offline`` package, as in the book.
 
-So a deck opened from disk makes no request to the network. The ``hide-input`` and
-``remove-input`` tags drop a cell's code from its slide (the figure stays),
-``remove-output`` its outputs, ``remove-cell`` the whole cell.
+So a deck opened from disk makes no request to the network. A figure carries the text
+alternative of its cell, ``mystnb: image: alt`` in the metadata, as in the book. The
+``hide-input`` and ``remove-input`` tags drop a cell's code from its slide (the figure
+stays), ``remove-output`` its outputs, ``remove-cell`` the whole cell.
 
 The outputs come from the notebooks nbval executed in the last test run, when the
 jupyter-cache holds the lecture as it is now (``course_tools.executed``); otherwise the
@@ -55,6 +56,13 @@ window.MathJax = {
 </script>
 <script defer src="mathjax/tex-chtml.js"></script>
 {%- endblock html_head_js_mathjax -%}
+{%- block data_png scoped -%}
+{%- set alt = cell.metadata.get("mystnb", {}).get("image", {}).get("alt") -%}
+<div class="jp-RenderedImage jp-OutputArea-output {{ extra_class }}">
+<img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
+{%- if alt %} alt="{{ alt | escape_html }}"{% endif %}>
+</div>
+{%- endblock data_png -%}
 {% block footer_js %}
 <script src="reveal.js/dist/reveal.js"></script>
 <script src="reveal.js/plugin/notes/notes.js"></script>

@@ -2,14 +2,17 @@
 
 Every page of the book and of the public book (`make book-public`): no request leaves
 the machine, every image loads, MathJax rendered every formula without an error, every
-internal link (and its #anchor) resolves, and the navigation lists every part of the
-toc. Screenshots of a lecture and a lab go to ``_build/screenshots`` for a person to
-look at. The books are built once per test run by ``course_tools.book.build`` (shared
-with tests/test_book.py), from the notebooks nbval executed.
+internal link (and its #anchor) resolves, the navigation lists every part of the
+toc, and axe-core finds no serious or critical violation of the WCAG 2.1 A and AA rules
+(the other violations are printed). Screenshots of a lecture and a lab go to
+``_build/screenshots`` for a person to look at, drawn with an emoji font. The books
+are built once per test run by ``course_tools.book.build`` (shared with
+tests/test_book.py), from the notebooks nbval executed.
 
-Needs Debian's ``chromium`` (``apt-get install chromium``; ``.ci/run`` installs it).
+Needs Debian's ``chromium`` and ``fonts-noto-color-emoji`` (``.ci/run`` installs both).
 """
 
+import json
 import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -17,7 +20,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from course_tools import book
-from course_tools.browser import Chromium, find_chromium
+from course_tools import browser as browser_tool
+from course_tools.browser import Chromium, find_chromium, summarise
 
 pytestmark = pytest.mark.book
 
@@ -33,7 +37,7 @@ def visit_every_page(built: book.Build) -> dict:
     assert built.returncode == 0, built.log[-12000:]
     with chromium() as browser:
         pages = {
-            entry: browser.open(built.html / f"{entry}.html")
+            entry: browser.open(built.html / f"{entry}.html", audit=True)
             for entry in book.toc_files(built.toc)
         }
         if built.html.parent.parent != book.PUBLIC_BUILD:
@@ -152,6 +156,49 @@ def test_the_public_book_has_no_solution_page_and_no_link_to_one(public):
         assert not hrefs, f"{html} links to {hrefs}"
 
 
+def test_no_serious_accessibility_violation(visited, capsys):
+    """axe-core, WCAG 2.1 A and AA, on every page: serious and critical violations fail,
+    the others are printed (and recorded in CONTRIBUTING.md)."""
+    _, pages = visited
+    blocking = {
+        entry: [v.describe() for v in page.violations if v.blocking]
+        for entry, page in pages.items()
+    }
+    blocking = {entry: found for entry, found in blocking.items() if found}
+    with capsys.disabled():
+        print(f"\naxe-core on {len(pages)} pages (WCAG 2.1 A, AA):\n{summarise(pages)}")
+    assert not blocking, "\n".join(
+        f"{entry}:\n" + "\n".join(found) for entry, found in blocking.items()
+    )
+
+
+def test_no_serious_accessibility_violation_in_dark_mode(full, capsys):
+    """The theme follows a reader's dark system setting. The front page, a lecture and
+    a lab are audited in it too (every page would double the time of the audit)."""
+    built, _ = full
+    pages = {}
+    with chromium() as browser:
+        for entry in (
+            "intro",
+            "lectures/02_scoring_functions",
+            "notebooks/03_bahdanau_attention",
+        ):
+            pages[entry] = browser.open(
+                built.html / f"{entry}.html", audit=True, color_scheme="dark"
+            )
+            theme = browser.evaluate("document.documentElement.dataset.theme")
+            assert theme == "dark", f"{entry} drawn in the {theme} theme"
+    with capsys.disabled():
+        print(f"\naxe-core in dark mode on {len(pages)} pages:\n{summarise(pages)}")
+    blocking = [
+        f"{entry}: {v.describe()}"
+        for entry, page in pages.items()
+        for v in page.violations
+        if v.blocking
+    ]
+    assert not blocking, "\n".join(blocking)
+
+
 def test_screenshots_of_a_lecture_and_a_lab(full):
     for name in ("lecture_01.png", "lab_01.png"):
         shot = SCREENSHOTS / name
@@ -159,20 +206,84 @@ def test_screenshots_of_a_lecture_and_a_lab(full):
         assert data.startswith(b"\x89PNG") and len(data) > 50_000, shot
 
 
+def test_the_checkers_marks_are_drawn_with_an_emoji_font(full):
+    """The screenshots show the ⏳ and ✅ marks as a reader with an emoji font sees them
+    (.ci/run installs fonts-noto-color-emoji), not as empty boxes."""
+    built, _ = full
+    with chromium() as browser:
+        for entry, mark in (
+            ("notebooks/01_queries_keys_values", "⏳"),
+            ("solutions/01_queries_keys_values", "✅"),
+        ):
+            browser.open(built.html / f"{entry}.html")
+            browser.evaluate(MARK_PROBE % json.dumps(mark))
+            fonts = browser.fonts_of("[data-mark-probe]")
+            assert any("emoji" in font.lower() for font in fonts), (
+                f"{entry}: {mark} drawn with {fonts}: apt-get install "
+                "fonts-noto-color-emoji (as .ci/run does)"
+            )
+
+
+# Wraps the first occurrence of a mark in an output in its own element, for fonts_of.
+MARK_PROBE = """
+((mark) => {
+  for (const pre of document.querySelectorAll(".cell_output pre")) {
+    const walker = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT);
+    for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+      const at = text.data.indexOf(mark);
+      if (at < 0) continue;
+      const probe = document.createElement("span");
+      probe.setAttribute("data-mark-probe", "");
+      const rest = text.splitText(at);
+      rest.splitText(mark.length);
+      rest.replaceWith(probe);
+      probe.append(rest);
+      return true;
+    }
+  }
+  throw new Error("no " + mark + " in any output");
+})(%s)
+"""
+
+
 def test_the_browser_check_sees_requests_and_broken_images(tmp_path):
-    """The checks above are not vacuous: a page that reaches out is caught."""
+    """The checks above are not vacuous: a page that reaches out is caught, and so are
+    an image without alt text, grey text on white and a link with no name."""
     page_file = tmp_path / "leaky.html"
     page_file.write_text(
         '<html><body><img src="https://example.org/logo.png">'
         '<img src="missing.png"><span class="math">\\(x\\)</span>'
+        '<p style="color: #aaa; background: white">faint</p><a href="#top"></a>'
         '<script src="http://cdn.example.org/lib.js"></script></body></html>',
         encoding="utf-8",
     )
     with chromium() as browser:
-        page = browser.open(page_file)
+        page = browser.open(page_file, audit=True)
+    impacts = {v.rule: v.impact for v in page.violations}
+    assert impacts["image-alt"] == "critical", impacts
+    assert impacts["color-contrast"] == impacts["link-name"] == "serious", impacts
     assert "https://example.org/logo.png" in page.blocked, page.blocked
     assert "http://cdn.example.org/lib.js" in page.blocked, page.blocked
     assert any(src.endswith("missing.png") for src in page.broken_images)
     assert page.report["mathjax"] == "absent" and page.report["unrendered"] == [
         "\\(x\\)"
     ]
+
+
+def test_the_audit_command_lists_violations_by_rule(tmp_path, capsys):
+    """`python -m course_tools.browser FOLDER` audits every page and fails on a serious
+    or critical violation."""
+    (tmp_path / "page.html").write_text(
+        '<html lang="en"><head><title>t</title></head><body><main><h1>t</h1>'
+        '<img src="x.png"></main></body></html>',
+        encoding="utf-8",
+    )
+    assert browser_tool.main([str(tmp_path)]) == 1
+    assert capsys.readouterr().out.startswith("critical image-alt")
+    (tmp_path / "page.html").write_text(
+        '<html lang="en"><head><title>t</title></head><body><main><h1>t</h1>'
+        '<img src="x.png" alt="a cross"></main></body></html>',
+        encoding="utf-8",
+    )
+    assert browser_tool.main([str(tmp_path), "--color-scheme", "dark"]) == 0
+    assert capsys.readouterr().out.strip() == "no violation"

@@ -397,7 +397,7 @@ def test_failure_renders_as_one_short_message_in_ipython():
     with pytest.raises(ExerciseFailed) as failure:
         check_softmax(torch.exp)
     lines = failure.value._render_traceback_()
-    assert lines[0].startswith("❌ Exercise 01.1 (softmax): ")
+    assert lines[0].startswith("❌ Exercise 01.1 (softmax) failed: ")
     assert not any("Traceback" in line or "File " in line for line in lines)
     assert isinstance(failure.value, AssertionError)
 

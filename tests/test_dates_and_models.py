@@ -26,7 +26,7 @@ from attention_kit.models import (
     seq2seq_loss,
     translate,
 )
-from attention_kit.train import History, fit, random_batches
+from attention_kit.train import History, evaluating, fit, random_batches
 
 MONDAY = datetime.date(2026, 11, 23)
 
@@ -201,6 +201,72 @@ def test_fit_learns_and_records_history(model):
     )
     assert len(outputs) == 3 and all(len(o) <= 11 for o in outputs)
     assert weights.shape[:2] == (3, 11)
+
+
+def test_evaluating_restores_every_submodule_mode():
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Linear(2, 2))
+    model.train()
+    model[1].eval()  # a mixed state: the helper must give back exactly this
+    with evaluating(model) as inside:
+        assert inside is model
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == [True, True, False]
+    model.eval()
+    with pytest.raises(RuntimeError), evaluating(model):
+        raise RuntimeError("an error inside the block")
+    assert not any(m.training for m in model.modules())
+
+
+def _unit03_call(model: Seq2Seq) -> None:
+    ids, lengths = SOURCE_VOCAB.encode(["23 nov 2026", "3.2.2027"])
+    greedy_decode(model, ids, lengths, max_steps=3)
+
+
+def _translate_call(model: Seq2Seq) -> None:
+    translate(model, ["23 nov 2026"], SOURCE_VOCAB, TARGET_VOCAB, steps=3)
+
+
+def _transformer_calls():
+    from attention_kit.efficient import generate_cached
+    from attention_kit.transformer import (
+        bits_per_character,
+        generate,
+        recall_accuracy,
+    )
+
+    prompt = torch.zeros(2, 3, dtype=torch.long)
+    return {
+        "generate": lambda m: generate(m, prompt, 2, greedy=True),
+        "generate_cached": lambda m: generate_cached(m, prompt, 2, greedy=True),
+        "recall_accuracy": lambda m: recall_accuracy(m, prompt, prompt[:, 0]),
+        "bits_per_character": lambda m: bits_per_character(m, torch.arange(20) % 7),
+    }
+
+
+HELPERS = ["greedy_decode", "translate", *_transformer_calls()]
+
+
+@pytest.mark.parametrize("helper", HELPERS)
+@pytest.mark.parametrize("training", [True, False])
+def test_every_helper_evaluates_in_eval_mode_and_restores_the_mode(helper, training):
+    """The helpers that run a model for a result switch dropout off while they run
+    and leave the model in the mode they found it in."""
+    from attention_kit.transformer import MiniTransformer, TransformerConfig
+
+    torch.manual_seed(0)
+    if helper in ("greedy_decode", "translate"):
+        model = Seq2Seq(len(SOURCE_VOCAB), len(TARGET_VOCAB), 8, 8, 8)
+        call = _unit03_call if helper == "greedy_decode" else _translate_call
+    else:
+        model = MiniTransformer(TransformerConfig(7, 6, d_model=8, num_heads=2))
+        call = _transformer_calls()[helper]
+    model.train(training)
+    seen = []
+    for module in model.modules():
+        module.register_forward_pre_hook(lambda m, args: seen.append(m.training))
+    call(model)
+    assert seen and not any(seen), f"{helper} ran some module in training mode"
+    assert all(m.training == training for m in model.modules())
 
 
 def test_random_batches_are_seeded():

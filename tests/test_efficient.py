@@ -1,6 +1,7 @@
 """Unit 09's efficient attention: each variant against the plain computation."""
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from attention_kit.efficient import (
     tiled_attention,
 )
 from attention_kit.masks import causal_mask, padding_mask
+from attention_kit.positional import apply_rope
 from attention_kit.transformer import MiniTransformer, TransformerConfig, generate
 
 
@@ -84,6 +86,50 @@ def test_cache_does_not_exceed_context():
     model = model_with("learned")
     with pytest.raises(ValueError, match="context"):
         generate_cached(model, torch.zeros(1, 20, dtype=torch.long), 5)
+
+
+def test_cache_is_allocated_once_and_filled_in_place():
+    """KVCache.allocate makes every layer's tensors once; cached_forward writes each
+    step's keys and values into them (no torch.cat, no new tensors) and returns the
+    same cache. The filled part holds the keys and values of a full pass."""
+    model = model_with("rope")
+    tokens = torch.randint(0, 13, (2, 9), generator=torch.Generator().manual_seed(6))
+    cache = KVCache.allocate(model, batch=2, capacity=12)
+    assert (cache.capacity, cache.length) == (12, 0)
+    storage = [t.data_ptr() for t in cache.keys + cache.values]
+    with torch.no_grad():
+        _, same = cached_forward(model, tokens[:, :5], cache)
+        for t in range(5, 9):
+            _, same = cached_forward(model, tokens[:, t : t + 1], same)
+    assert same is cache and cache.length == 9
+    assert [t.data_ptr() for t in cache.keys + cache.values] == storage
+    for t in cache.keys + cache.values:  # positions 9..11 are still free
+        assert (t[:, :, 9:] == 0).all() and (t[:, :, :9] != 0).any()
+    # the last layer's keys are W_k of its (pre-LN) input, rotated, head by head
+    x = model.embed(tokens, torch.arange(9))
+    with torch.no_grad():
+        for block in model.blocks[:-1]:
+            x, _ = block(x, model.attention_mask(9), torch.arange(9))
+        last = model.blocks[-1]
+        heads = last.attention.W_k(last.norm1(x)).view(2, 9, 2, 8).transpose(1, 2)
+    torch.testing.assert_close(cache.keys[-1][:, :, :9], apply_rope(heads))
+    empty = KVCache()
+    with torch.no_grad():
+        _, filled = cached_forward(model, tokens[:, :3], empty)
+    assert filled is empty and empty.capacity == model.config.context_length
+
+
+def test_cache_refuses_more_than_it_holds():
+    model = model_with("learned")
+    cache = KVCache.allocate(model, batch=1, capacity=4)
+    with torch.no_grad():
+        cached_forward(model, torch.zeros(1, 3, dtype=torch.long), cache)
+        with pytest.raises(ValueError, match="holds 4"):
+            cached_forward(model, torch.zeros(1, 2, dtype=torch.long), cache)
+        with pytest.raises(ValueError, match="batch of 2"):
+            cached_forward(model, torch.zeros(2, 1, dtype=torch.long), cache)
+    with pytest.raises(ValueError, match="context"):
+        KVCache.allocate(model, batch=1, capacity=25)  # the context is 24
 
 
 def test_cache_memory_formula_matches_tensors():
@@ -182,6 +228,35 @@ def test_tiled_with_masks(block):
     out = tiled_attention(q, k, v, padding, block_size=block, causal=True)
     expected = scaled_dot_product_attention(q, k, v, causal & padding)[0]
     torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("n, m", [(1, 5), (3, 10), (10, 10), (6, 4)])
+@pytest.mark.parametrize("block", [1, 3, 16])
+def test_tiled_causal_is_aligned_bottom_right(n, m, block):
+    """With n queries and m keys, query i sees keys j <= i + m - n (the queries are the
+    last n positions), as PyTorch's causal_lower_right; n > m leaves the first n - m
+    queries without a key, and their output is zero (as SDPA's)."""
+    from torch.nn.attention.bias import causal_lower_right
+
+    q, k, v = qkv((2,), n, m, seed=5)
+    out = tiled_attention(q, k, v, block_size=block, causal=True)
+    with warnings.catch_warnings():  # PyTorch warns of NaNs when n > m; it gives zeros
+        warnings.simplefilter("ignore", UserWarning)
+        bias = causal_lower_right(n, m)
+        reference = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-5)
+    i, j = torch.arange(n)[:, None], torch.arange(m)[None, :]
+    expected, _ = scaled_dot_product_attention(q, k, v, j <= i + m - n)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_tiled_causal_decode_step_sees_every_key():
+    """One new query against 5 keys (a decode step): the query is the last position and
+    sees all 5 keys, not only the first (top-left alignment would return v[0])."""
+    q, k, v = qkv((1,), 1, 5, seed=6)
+    out = tiled_attention(q, k, v, block_size=2, causal=True)
+    torch.testing.assert_close(out, scaled_dot_product_attention(q, k, v)[0])
+    assert not torch.allclose(out, v[..., :1, :], atol=1e-3)
 
 
 def test_tiled_fully_masked_row_gives_zeros():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from attention_kit.data import noisy_samples, wavy_function
-from attention_kit.plots import show_heatmap
+from attention_kit.plots import contrast_ratio, show_heatmap
 from attention_kit.train import COURSE_THREADS, get_device, set_seed, set_threads
 
 
@@ -26,6 +26,37 @@ def test_show_heatmap_labels_axes_ticks_and_colour_bar():
     assert len(colour_bars) == 1 and colour_bars[0].get_ylabel() == "attention weight"
     assert np.allclose(ax.images[0].get_array(), weights.numpy())
     plt.close(ax.figure)
+
+
+def test_show_heatmap_can_write_the_values_legibly_into_the_cells():
+    weights = torch.tensor([[0.0, 0.25], [0.5, 1.0]])
+    ax = show_heatmap(weights, annotate=True)
+    image = ax.images[0]
+    texts = {(t.get_position(), t.get_text()): t.get_color() for t in ax.texts}
+    assert sorted(text for _, text in texts) == ["0.00", "0.25", "0.50", "1.00"]
+    for ((column, row), _), ink in texts.items():
+        cell = image.cmap(image.norm(weights[row, column].item()))
+        assert contrast_ratio(ink, cell) >= 4.5, (row, column, ink)
+    assert texts[((1, 1), "1.00")] == "white" and texts[((0, 0), "0.00")] == "black"
+    plt.close(ax.figure)
+    ax = show_heatmap(-weights, vmin=None, cmap="RdBu_r", annotate="{:+.1f}")
+    assert "-0.5" in [t.get_text() for t in ax.texts]
+    plt.close(ax.figure)
+
+
+def test_contrast_ratio_follows_wcag():
+    assert contrast_ratio("black", "white") == pytest.approx(21.0)
+    assert contrast_ratio("#777777", "white") == pytest.approx(4.48, abs=0.01)
+    assert contrast_ratio("red", "red") == 1.0
+
+
+def test_the_default_colour_map_reads_in_greyscale():
+    """Lightness falls steadily along Reds, so the cells can be ordered without hue."""
+    from attention_kit.plots import relative_luminance
+
+    cmap = plt.get_cmap("Reds")
+    luminance = [relative_luminance(cmap(x)) for x in np.linspace(0, 1, 64)]
+    assert all(np.diff(luminance) < 0)
 
 
 def test_show_heatmap_draws_into_given_axes_and_rejects_bad_input():

@@ -115,7 +115,7 @@ def test_a_two_d_mask_of_another_shape_than_n_by_m_is_an_error():
     padding = torch.ones(3, 7, dtype=torch.bool)  # (batch, m), batch != n
     with pytest.raises(ValueError, match=r"mask\[:, None, :\]"):
         ours(query, memory, memory, padding)
-    with pytest.raises(ValueError, match="key_padding_mask"):
+    with pytest.raises(ValueError, match="valid_keys"):
         SelfAttention(16, 8, 8)(random(3, 5, 16), torch.ones(3, 5, dtype=torch.bool))
 
 
@@ -133,12 +133,12 @@ def test_a_two_d_mask_always_means_query_by_key_even_when_batch_equals_n():
 
 
 @pytest.mark.parametrize("with_causal", [False, True])
-def test_key_padding_mask_matches_pytorch_with_the_opposite_convention(with_causal):
+def test_valid_keys_is_the_negation_of_pytorchs_key_padding_mask(with_causal):
     ours, theirs = pair()
     x = random(3, 5, 16, seed=4)
     real = padding_mask(torch.tensor([5, 3, 1]), 5)  # True at real tokens
     causal = causal_mask(5) if with_causal else None
-    out, weights = ours(x, x, x, causal, key_padding_mask=real)
+    out, weights = ours(x, x, x, causal, valid_keys=real)
     expected, expected_weights = theirs(
         x,
         x,
@@ -155,17 +155,17 @@ def test_key_padding_mask_matches_pytorch_with_the_opposite_convention(with_caus
     assert torch.allclose(out, same)
 
 
-def test_self_attention_key_padding_mask_equals_a_broadcast_mask():
+def test_self_attention_valid_keys_equals_a_broadcast_mask():
     torch.manual_seed(0)
     layer = SelfAttention(8, 4, 6)
     x = random(2, 5, 8, seed=5)
     real = padding_mask(torch.tensor([5, 2]), 5)
-    out, weights = layer(x, key_padding_mask=real)
+    out, weights = layer(x, valid_keys=real)
     expected, expected_weights = layer(x, real[:, None, :])
     assert torch.equal(out, expected) and torch.equal(weights, expected_weights)
     assert (weights[1, :, 2:] == 0).all()
     with pytest.raises(ValueError, match=r"\(batch, m\)"):
-        layer(x, key_padding_mask=real[0])
+        layer(x, valid_keys=real[0])
 
 
 @pytest.mark.parametrize(

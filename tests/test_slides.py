@@ -8,6 +8,7 @@ take their outputs from that run (course_tools.executed) instead of executing ag
 """
 
 import re
+from html import unescape
 
 import nbformat
 import pytest
@@ -38,6 +39,7 @@ DECK_SCRIPT = """
     leftover: leftover,
     inputs: Array.from(document.querySelectorAll(".jp-InputArea-editor"))
       .map((e) => e.textContent.replace(/\\s+/g, " ").trim()),
+    alts: Array.from(document.images).map((img) => img.getAttribute("alt")),
   };
 })()
 """
@@ -90,6 +92,30 @@ def test_hidden_code_stays_off_the_slides(decks, lecture):
         )
 
 
+@pytest.mark.parametrize("lecture", LECTURES, ids=[p.stem for p in LECTURES])
+def test_every_figure_on_a_slide_has_its_text_alternative(decks, lecture):
+    _, deck = decks[lecture.stem]
+    notebook = nbformat.read(lecture, as_version=4)
+    wanted = [
+        c.metadata.get("mystnb", {}).get("image", {}).get("alt")
+        for c in notebook.cells
+        if c.cell_type == "code"
+        for _ in range(figures_in(c, lecture))
+    ]
+    assert deck["alts"] == wanted, (deck["alts"], wanted)
+    assert all(deck["alts"]), f"{lecture.name}: a figure without alt text"
+
+
+def figures_in(cell, lecture) -> int:
+    """How many PNG outputs the deck shows for this cell (from the executed lecture)."""
+    executed = EXECUTED.setdefault(lecture, slides.executed(lecture))
+    match = next(c for c in executed.cells if c.get("id") == cell.get("id"))
+    return sum("image/png" in o.get("data", {}) for o in match.get("outputs", []))
+
+
+EXECUTED: dict = {}
+
+
 def test_the_decks_carry_their_own_reveal_and_mathjax(decks):
     assert (OUT / "reveal.js" / "dist" / "reveal.js").exists()
     assert (OUT / "mathjax" / "tex-chtml.js").exists()
@@ -110,6 +136,14 @@ def test_a_deck_of_a_tagged_notebook(tmp_path):
     )
     html = slides.deck(notebook)
     assert "secret_drawing_code" not in html and "visible output" in html
+    figure = nbformat.v4.new_code_cell("plt.plot()")
+    figure.metadata["mystnb"] = {"image": {"alt": 'A line "rising" & falling'}}
+    figure.outputs = [
+        nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})
+    ]
+    notebook.cells.append(figure)
+    alts = re.findall(r"<img[^>]*\salt=(\"[^\"]*\"|'[^']*')", slides.deck(notebook))
+    assert [unescape(a[1:-1]) for a in alts] == ['A line "rising" & falling']
     assert "shown_code" in html
     assert (slides.reveal_folder() / "dist" / "reveal.js").read_text()[:40].find(
         "5."

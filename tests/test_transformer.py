@@ -16,7 +16,7 @@ from attention_kit.data import (
     associative_recall,
     ngram_bits_per_character,
 )
-from attention_kit.masks import causal_mask, leaks_future
+from attention_kit.masks import causal_mask, leaks_future, padding_mask
 from attention_kit.models import MiniTransformer as ReExported
 from attention_kit.transformer import (
     Block,
@@ -162,6 +162,57 @@ def test_gpt2_small_parameter_count():
     assert count_parameters(50257, 1024, 768, 12, 3072, tie_embeddings=True) == (
         124_439_808
     )
+
+
+@pytest.mark.parametrize("tie", [False, True])
+@pytest.mark.parametrize("d_model, vocab_size", [(64, 100), (256, 100), (64, 1000)])
+def test_initial_loss_is_about_log_vocab_size(d_model, vocab_size, tie):
+    """GPT-2's initialisation: an untrained model's loss on random tokens is within 0.1
+    of log V (a uniform guess), tied or not. nn.Embedding's N(0, 1) as a tied output
+    matrix started near 43 at d 64 and 174 at d 256 (V 100)."""
+    torch.manual_seed(0)
+    config = TransformerConfig(vocab_size, 32, d_model, num_heads=4, tie_embeddings=tie)
+    model = MiniTransformer(config)
+    tokens = torch.randint(
+        0, vocab_size, (16, 32), generator=torch.Generator().manual_seed(1)
+    )
+    with torch.no_grad():
+        loss = lm_loss(model(tokens)[0], tokens).item()
+    assert abs(loss - math.log(vocab_size)) < 0.1, (loss, math.log(vocab_size))
+
+
+def test_pytorch_init_keeps_each_layers_default():
+    """init="pytorch" leaves nn.Embedding's N(0, 1), whose tied output matrix gives an
+    initial loss far above log V (the reason GPT-2's is the default)."""
+    torch.manual_seed(0)
+    config = TransformerConfig(100, 32, 64, tie_embeddings=True, init="pytorch")
+    model = MiniTransformer(config)
+    assert abs(model.token_embedding.weight.std().item() - 1) < 0.05
+    tokens = torch.randint(0, 100, (16, 32), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert lm_loss(model(tokens)[0], tokens).item() > 5 * math.log(100)  # 42.6
+    with pytest.raises(ValueError, match="init"):
+        TransformerConfig(100, 32, init="xavier")
+
+
+def test_initialisation_is_gpt2s():
+    torch.manual_seed(0)
+    num_layers = 8
+    model = MiniTransformer(
+        TransformerConfig(500, 64, 128, num_layers=num_layers, tie_embeddings=True)
+    )
+    assert model.output.weight is model.token_embedding.weight
+    residual = 0.02 / math.sqrt(2 * num_layers)
+    for name, p in model.named_parameters():
+        if "norm" in name:
+            expected = 1.0 if name.endswith("weight") else 0.0
+            assert torch.equal(p, torch.full_like(p, expected)), name
+        elif name.endswith("bias"):
+            assert torch.equal(p, torch.zeros_like(p)), name
+        else:
+            std = residual if name.endswith(("W_o.weight", "down.weight")) else 0.02
+            assert abs(p.std().item() / std - 1) < 0.1, (name, p.std().item(), std)
+            assert abs(p.mean().item()) < 0.1 * std, name
 
 
 def test_same_seed_same_model_same_training():
@@ -341,6 +392,79 @@ def test_rotary_attention_reads_masks_as_multi_head_attention_does():
     )
     with pytest.raises(ValueError, match="padding"):
         layer(x, x, x, padding)  # (batch, m) with batch != n
+
+
+def rotary_and_plain(embed_dim=8, num_heads=2):
+    from attention_kit.attention import MultiHeadAttention
+    from attention_kit.transformer import RotaryMultiHeadAttention
+
+    torch.manual_seed(0)
+    rotary = RotaryMultiHeadAttention(embed_dim, num_heads)
+    plain = MultiHeadAttention(embed_dim, num_heads)
+    plain.load_state_dict(rotary.state_dict())
+    return rotary, plain
+
+
+def test_rotary_attention_with_rope_off_is_multi_head_attention():
+    """RotaryMultiHeadAttention changes only transform_queries_keys: at position 0 for
+    every token (a rotation by 0) it is MultiHeadAttention, masks and valid_keys too."""
+    rotary, plain = rotary_and_plain()
+    x = torch.randn(3, 5, 8, generator=torch.Generator().manual_seed(1))
+    valid = padding_mask(torch.tensor([5, 3, 1]), 5)
+    zeros = torch.zeros(5, dtype=torch.long)
+    for mask in (None, causal_mask(5)):
+        ours = rotary(x, x, x, mask, valid_keys=valid, positions=zeros)
+        expected = plain(x, x, x, mask, valid_keys=valid)
+        torch.testing.assert_close(ours, expected)
+    assert (expected[1][2, :, :, 1:] == 0).all()  # sequence 2 has one real key
+    moved = rotary(x, x, x, causal_mask(5), valid_keys=valid)[0]  # positions 0..4
+    assert not torch.allclose(moved, expected[0], atol=1e-3)
+
+
+def rotate_by_hand(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Rotate pair (2i, 2i+1) of the row at position t by the angle t * 10000^(-2i/d),
+    with an explicit 2x2 rotation matrix per pair and position."""
+    d = x.shape[-1]
+    out = torch.empty_like(x)
+    for row, t in enumerate(positions.tolist()):
+        for i in range(d // 2):
+            angle = t * 10000 ** (-2 * i / d)
+            c, s = math.cos(angle), math.sin(angle)
+            rotation = torch.tensor([[c, -s], [s, c]], dtype=x.dtype)
+            pair = x[..., row, 2 * i : 2 * i + 2]
+            out[..., row, 2 * i : 2 * i + 2] = pair @ rotation.T
+    return out
+
+
+def test_rotary_attention_equals_rope_attention_by_hand():
+    """q and k projected, split into heads, rotated by their positions, masked by a
+    causal mask and valid_keys, attended, merged and projected: by hand, step by step."""
+    rotary, _ = rotary_and_plain(embed_dim=8, num_heads=2)
+    batch, n, heads, head_dim = 2, 4, 2, 4
+    x = torch.randn(batch, n, 8, generator=torch.Generator().manual_seed(2))
+    valid = padding_mask(torch.tensor([4, 2]), n)
+    positions = torch.arange(3, 3 + n)  # as after a cache of 3 tokens
+
+    def heads_of(linear):
+        return linear(x).view(batch, n, heads, head_dim).transpose(1, 2)
+
+    with torch.no_grad():
+        q = rotate_by_hand(heads_of(rotary.W_q), positions)
+        k = rotate_by_hand(heads_of(rotary.W_k), positions)
+        v = heads_of(rotary.W_v)
+        allowed = causal_mask(n) & valid[:, None, None, :]
+        scores = (q @ k.transpose(-2, -1) / math.sqrt(head_dim)).masked_fill(
+            ~allowed, float("-inf")
+        )
+        weights = torch.softmax(scores, dim=-1)
+        merged = (weights @ v).transpose(1, 2).reshape(batch, n, 8)
+        expected = rotary.W_o(merged)
+        out, ours = rotary(
+            x, x, x, causal_mask(n), valid_keys=valid, positions=positions
+        )
+    torch.testing.assert_close(ours, weights)
+    torch.testing.assert_close(out, expected)
+    assert (ours[1, ..., 2:] == 0).all()  # the padded keys of sequence 1
 
 
 def test_next_token_is_the_shared_choice_of_both_generators():

@@ -42,9 +42,16 @@ from .unit09 import (
     check_online_softmax_update,
     check_sliding_window_mask,
 )
+from .unit10 import (
+    check_ablated_loss,
+    check_induction_score,
+    check_norm_weighted_attention,
+    check_previous_token_score,
+)
 
 __all__ = [
     "ExerciseFailed",
+    "check_ablated_loss",
     "check_additive_attention",
     "check_apply_rope",
     "check_attend_with_cache",
@@ -53,16 +60,19 @@ __all__ = [
     "check_decoder_step",
     "check_feed_forward",
     "check_greedy_decode",
+    "check_induction_score",
     "check_language_model_loss",
     "check_leaks_future",
     "check_linear_attention",
     "check_masked_softmax",
     "check_merge_heads",
     "check_multi_head_attention",
+    "check_norm_weighted_attention",
     "check_nadaraya_watson",
     "check_offset_rotation",
     "check_online_softmax_update",
     "check_padded_causal_mask",
+    "check_previous_token_score",
     "check_rope_self_attention",
     "check_sample_next",
     "check_sampling_distribution",

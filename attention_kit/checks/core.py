@@ -46,7 +46,8 @@ class ExerciseFailed(AssertionError):
 
     def _render_traceback_(self) -> list[str]:
         # IPython shows these lines instead of a traceback through the checker.
-        return f"❌ Exercise {self.exercise} ({self.name}): {self.hint}".splitlines()
+        # "failed" beside the mark: a screen reader or an emoji-less terminal needs words.
+        return f"❌ Exercise {self.exercise} ({self.name}) failed: {self.hint}".splitlines()
 
 
 class NotAttempted(Exception):
