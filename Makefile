@@ -19,11 +19,11 @@ help:
 	@echo "make student      regenerate notebooks/ from solutions/ (clears outputs first)"
 	@echo "make book-public  build the book without the Solutions part into _build/public"
 	@echo "make slides       the lectures as reveal.js slide decks in _build/slides"
-	@echo "make nbgrader     an nbgrader course directory (source/, nbgrader_config.py) in _build/nbgrader"
+	@echo "make nbgrader     an nbgrader course directory in nbgrader_course/ (COURSE=path): your grades stay"
 	@echo "make bench        the course's measurements (accuracy, speed, memory) as a table (make bench recall char-lm: only those)"
 	@echo "make doctor       when something is wrong: versions, pip check, device, Chromium, disk"
 	@echo "make platforms    which Pythons and systems have a wheel for every pin (writes platforms.json)"
-	@echo "make clean        remove build outputs and caches (keeps .venv)"
+	@echo "make clean        remove build outputs and caches (keeps .venv and nbgrader_course/)"
 
 $(INSTALLED): requirements.txt pyproject.toml
 	@# One plain sentence instead of a failed install when $(PYTHON) is missing or too new/old
@@ -91,11 +91,14 @@ slides: $(INSTALLED)
 	@echo "Open _build/slides/<lecture>.slides.html in a browser."
 
 # An nbgrader course directory from solutions/: source/<lab>/<lab>.ipynb with the cell
-# metadata nbgrader needs, and nbgrader_config.py (grading mode). COURSE=path to choose.
-COURSE ?= _build/nbgrader
+# metadata nbgrader needs, nbgrader_config.py (grading mode) and, once, points.toml.
+# COURSE=path to choose. It is never under _build (make clean spares it), and a second
+# run rewrites only source/ and nbgrader_config.py: gradebook.db, release/, submitted/,
+# autograded/ and feedback/ stay as they are.
+COURSE ?= nbgrader_course
 nbgrader: $(INSTALLED)
 	$(BIN)/python -m course_tools.grading $(COURSE)
-	@echo "Then: cd $(COURSE) && PATH=$(abspath $(BIN)):\$$PATH nbgrader generate_assignment 01_queries_keys_values"
+	@echo "Then: cd $(COURSE) && export PATH=$(abspath $(BIN)):\$$PATH (see the README's Grading with nbgrader)"
 
 # make bench runs every measurement; words after it choose some (make bench recall char-lm),
 # by the names in course_tools.bench.MEASUREMENTS. Those words are not targets themselves.
@@ -117,6 +120,7 @@ doctor:
 platforms: $(INSTALLED)
 	$(BIN)/python -m course_tools.platforms --write platforms.json
 
+# Never add the nbgrader course directory here: it holds an instructor's grades.
 clean:
 	rm -rf _build .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

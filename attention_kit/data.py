@@ -260,6 +260,34 @@ def agreement_corpus(num_sentences: int, seed: int = 0) -> str:
     return "".join(agreement_sentence(rng) + "\n" for _ in range(num_sentences))
 
 
+def agreement_pairs(num_pairs: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Minimal pairs for measuring agreement: ``(singular, plural)`` texts that differ
+    only in the subject's number and end right after the verb's stem, where the next
+    character is ``'s'`` after the singular subject and ``'.'`` after the plural one.
+
+    Each text is one corpus sentence, a newline, and the sentence being tested (as in the
+    running text a model is trained on); the same stems and the same bracketed phrases
+    (whose nouns may have either number) appear in both members of a pair.
+
+    ``('the owl runs.\\nthe dog (near the cats) sleep', 'the owl runs.\\nthe dogs (near the
+    cats) sleep')``
+    """
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(num_pairs):
+        previous = agreement_sentence(rng)
+        subject, plural = _noun_phrase(rng)
+        singular = subject.removesuffix("s") if plural else subject
+        middle = "".join(
+            " " + _prepositional_phrase(rng, 1) for _ in range(rng.choice([0, 1, 1, 2]))
+        )
+        stem = rng.choice(VERBS)
+        pairs.append(
+            tuple(f"{previous}\n{s}{middle} {stem}" for s in (singular, singular + "s"))
+        )
+    return pairs
+
+
 def ngram_bits_per_character(train: str, valid: str, order: int) -> float:
     """Bits per character on ``valid`` of a character n-gram model counted on ``train``
     (order 1: unigram; order 2: bigram, the previous character as context), with add-one

@@ -7,7 +7,7 @@ That is the convention of ``F.scaled_dot_product_attention``'s boolean ``attn_ma
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -108,6 +108,7 @@ def leaks_future(
     trials: int = 2,
     atol: float = 0.0,
     use_gradients: bool = True,
+    modes: Sequence[str] = ("eval", "train"),
     seed: int = 0,
 ) -> list[str]:
     """Find every position whose output depends on inputs after it. Empty list = no leak.
@@ -127,26 +128,95 @@ def leaks_future(
     difference at all is a leak, however small. Raise ``atol`` only for a model whose
     kernels change their order of summation with the data.
 
+    What it shows, and what it does not: the test runs ``model`` on these inputs, at
+    this length, in the modes it is given. A mask built for a fixed size, or a code path
+    taken only for long inputs, can be causal at this n and leak at another: run it at
+    several lengths. A module is tested in each of ``modes`` ("eval", "train"); in train
+    mode every forward pass starts from the same random seed, so that dropout drops the
+    same entries each time and only the future differs. Each module of ``model`` is put
+    back in the mode it was found in. A plain function is run as it is.
+
     Args:
         model: maps ``inputs`` to outputs ``(batch, n, ...)``; a tuple result is read as
-            ``(output, ...)``. A module is run in eval mode (dropout off) and restored.
+            ``(output, ...)``.
         inputs: token ids ``(batch, n)`` (integer) or vectors ``(batch, n, ...)`` (float).
         vocab_size: the number of token ids the model accepts; defaults to
             ``inputs.max() + 1``. Replacement ids stay in ``[0, vocab_size)``.
         trials: how many different replacements of the future to try per position.
         atol: tolerance for "unchanged" (see above).
         use_gradients: also run the gradient test on float inputs.
-        seed: seeds the replacements.
+        modes: the modes a module is tested in, any of "eval" and "train".
+        seed: seeds the replacements (and, in train mode, every forward pass).
 
     Returns:
         human-readable findings, e.g. "output at position 2 changed when the inputs after
-        position 2 changed (max |difference| 0.31)"; ``[]`` when no position sees the
-        future.
+        position 2 changed (max |difference| 0.31)", with " (train mode)" added to those
+        found only in train mode; ``[]`` when no position sees the future.
     """
     if inputs.dim() < 2:
         raise ValueError(
             f"inputs must be (batch, n) or (batch, n, ...), got {tuple(inputs.shape)}"
         )
+    if not isinstance(model, nn.Module):
+        return [
+            text
+            for _, text in _leak_findings(
+                model, inputs, vocab_size, trials, atol, use_gradients, seed, None
+            )
+        ]
+    unknown = set(modes) - {"eval", "train"}
+    if unknown or not modes:
+        raise ValueError(f"modes must be some of 'eval', 'train'; got {tuple(modes)}")
+    found_in = {module: module.training for module in model.modules()}
+    findings: list[str] = []
+    seen: set[tuple] = set()
+    try:
+        for mode in modes:
+            model.train(mode == "train")
+            forward_seed = seed if mode == "train" else None
+            for key, text in _leak_findings(
+                model,
+                inputs,
+                vocab_size,
+                trials,
+                atol,
+                use_gradients,
+                seed,
+                forward_seed,
+            ):
+                if key not in seen:
+                    seen.add(key)
+                    first = mode == modes[0]
+                    findings.append(text if first else f"{text} ({mode} mode)")
+    finally:
+        for module, training in found_in.items():
+            module.training = training
+    return findings
+
+
+def _call(
+    model: Callable[[Tensor], object], x: Tensor, forward_seed: int | None
+) -> Tensor:
+    """The model's output; with ``forward_seed``, every call draws the same random
+    numbers (dropout masks), and the caller's random state is left alone."""
+    if forward_seed is None:
+        return _first_output(model(x))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(forward_seed)
+        return _first_output(model(x))
+
+
+def _leak_findings(
+    model: Callable[[Tensor], object],
+    inputs: Tensor,
+    vocab_size: int | None,
+    trials: int,
+    atol: float,
+    use_gradients: bool,
+    seed: int,
+    forward_seed: int | None,
+) -> list[tuple[tuple, str]]:
+    """``(key, finding)`` pairs; the key names the finding without its numbers."""
     is_tokens = not inputs.is_floating_point()
     if is_tokens and inputs.dim() != 2:
         raise ValueError(f"token ids must be (batch, n), got {tuple(inputs.shape)}")
@@ -157,62 +227,58 @@ def leaks_future(
                 "need at least two token ids to change the future; pass vocab_size"
             )
     batch, n = inputs.shape[:2]
-    was_training = isinstance(model, nn.Module) and model.training
-    if was_training:
-        model.eval()
-    try:
-        with torch.no_grad():
-            reference = _first_output(model(inputs.clone()))
-            again = _first_output(model(inputs.clone()))
-        if reference.dim() < 2 or tuple(reference.shape[:2]) != (batch, n):
-            raise ValueError(
-                f"model output must be (batch, n, ...) = ({batch}, {n}, ...), "
-                f"got {tuple(reference.shape)}"
-            )
-        if not bool(_same(reference, again, atol).all()):
-            raise ValueError(
-                "the model gives different outputs on the same inputs (dropout on?)"
-            )
+    with torch.no_grad():
+        reference = _call(model, inputs.clone(), forward_seed)
+        again = _call(model, inputs.clone(), forward_seed)
+    if reference.dim() < 2 or tuple(reference.shape[:2]) != (batch, n):
+        raise ValueError(
+            f"model output must be (batch, n, ...) = ({batch}, {n}, ...), "
+            f"got {tuple(reference.shape)}"
+        )
+    if not bool(_same(reference, again, atol).all()):
+        raise ValueError(
+            "the model gives different outputs on the same inputs: dropout in a plain "
+            "function (pass the module itself, whose modes the test sets), or "
+            "randomness that torch.manual_seed does not control?"
+        )
 
-        generator = torch.Generator().manual_seed(seed)
-        findings: list[str] = []
-        for t in range(n - 1):
-            worst: dict[int, float] = {}
-            for _ in range(trials):
-                changed = inputs.clone()
-                if is_tokens:
-                    # A shift by 1..vocab_size-1 (mod vocab_size) changes every id.
-                    shift = torch.randint(
-                        1, vocab_size, changed[:, t + 1 :].shape, generator=generator
-                    ).to(changed.device)
-                    changed[:, t + 1 :] = (changed[:, t + 1 :] + shift) % vocab_size
-                else:
-                    noise = torch.randn(
-                        changed[:, t + 1 :].shape,
-                        generator=generator,
-                        dtype=changed.dtype,
-                    ).to(changed.device)
-                    changed[:, t + 1 :] = noise * (1 + changed.abs().max())
-                with torch.no_grad():
-                    output = _first_output(model(changed))
-                same = _same(output[:, : t + 1], reference[:, : t + 1], atol)
-                same = same.reshape(batch, t + 1, -1).all(dim=-1).all(dim=0)  # (t + 1,)
-                for s in torch.nonzero(~same).flatten().tolist():
-                    diff = (
-                        (output[:, s] - reference[:, s]).abs().nan_to_num(float("inf"))
-                    )
-                    worst[s] = max(worst.get(s, 0.0), float(diff.max()))
-            for s, diff in sorted(worst.items()):
-                findings.append(
+    generator = torch.Generator().manual_seed(seed)
+    findings: list[tuple[tuple, str]] = []
+    for t in range(n - 1):
+        worst: dict[int, float] = {}
+        for _ in range(trials):
+            changed = inputs.clone()
+            if is_tokens:
+                # A shift by 1..vocab_size-1 (mod vocab_size) changes every id.
+                shift = torch.randint(
+                    1, vocab_size, changed[:, t + 1 :].shape, generator=generator
+                ).to(changed.device)
+                changed[:, t + 1 :] = (changed[:, t + 1 :] + shift) % vocab_size
+            else:
+                noise = torch.randn(
+                    changed[:, t + 1 :].shape,
+                    generator=generator,
+                    dtype=changed.dtype,
+                ).to(changed.device)
+                changed[:, t + 1 :] = noise * (1 + changed.abs().max())
+            with torch.no_grad():
+                output = _call(model, changed, forward_seed)
+            same = _same(output[:, : t + 1], reference[:, : t + 1], atol)
+            same = same.reshape(batch, t + 1, -1).all(dim=-1).all(dim=0)  # (t + 1,)
+            for s in torch.nonzero(~same).flatten().tolist():
+                diff = (output[:, s] - reference[:, s]).abs().nan_to_num(float("inf"))
+                worst[s] = max(worst.get(s, 0.0), float(diff.max()))
+        for s, diff in sorted(worst.items()):
+            findings.append(
+                (
+                    ("output", s, t),
                     f"output at position {s} changed when the inputs after position {t} "
-                    f"changed (max |difference| {diff:.3g})"
+                    f"changed (max |difference| {diff:.3g})",
                 )
-        if use_gradients and not is_tokens and n > 1:
-            findings += _gradient_findings(model, inputs, generator, atol)
-        return findings
-    finally:
-        if was_training:
-            model.train()
+            )
+    if use_gradients and not is_tokens and n > 1:
+        findings += _gradient_findings(model, inputs, generator, atol, forward_seed)
+    return findings
 
 
 def _gradient_findings(
@@ -220,10 +286,11 @@ def _gradient_findings(
     inputs: Tensor,
     generator: torch.Generator,
     atol: float,
-) -> list[str]:
+    forward_seed: int | None,
+) -> list[tuple[tuple, str]]:
     x = inputs.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        output = _first_output(model(x))
+        output = _call(model, x, forward_seed)
         if not output.requires_grad:
             return []  # the output does not depend on x through autograd at all
         findings = []
@@ -245,8 +312,11 @@ def _gradient_findings(
             bad = torch.nonzero(future > atol).flatten() + t + 1
             if len(bad):
                 findings.append(
-                    f"gradient of the output at position {t} is not zero with respect to "
-                    f"the inputs at positions {bad.tolist()} (max |gradient| "
-                    f"{float(future.max()):.3g})"
+                    (
+                        ("gradient", t, tuple(bad.tolist())),
+                        f"gradient of the output at position {t} is not zero with "
+                        f"respect to the inputs at positions {bad.tolist()} (max "
+                        f"|gradient| {float(future.max()):.3g})",
+                    )
                 )
     return findings

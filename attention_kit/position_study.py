@@ -11,7 +11,17 @@ four ways of giving it positions:
 - ``"learned"``: a :class:`~attention_kit.positional.LearnedPositions` table with a row
   for every position up to the longest test length; rows beyond ``train_length`` are
   never trained and keep their random initial values;
-- ``"rope"``: :func:`~attention_kit.positional.apply_rope` on queries and keys.
+- ``"rope"``: :func:`~attention_kit.positional.apply_rope` on queries and keys;
+
+and, in ``BIAS_KINDS``, two that add a bias depending on the distance i - j to the
+scores instead:
+
+- ``"alibi"``: ALiBi's fixed penalty ``-slope * (i - j)`` (Press et al., 2022), with the
+  slope 1/2 of the steepest of eight heads (one head's own slope, 2^-8, would hardly
+  matter at these lengths);
+- ``"t5"``: T5's learned bias per distance bucket (Raffel et al., 2020), 32 buckets
+  up to distance 128: distances 0-15 have a bucket each, so distances 16 and more,
+  never seen when training at length 16, fall in buckets that were never trained.
 
 The model: token embedding (+ positions) -> one causal attention layer with a single
 head (queries, keys and values with biases) -> a linear read-out of the attention output
@@ -26,12 +36,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import scaled_dot_product_attention
+from .attention import masked_softmax, scaled_dot_product_attention
 from .masks import causal_mask
-from .positional import LearnedPositions, SinusoidalPositions, apply_rope
+from .positional import (
+    LearnedPositions,
+    SinusoidalPositions,
+    T5RelativeBias,
+    alibi_bias,
+    apply_rope,
+)
 from .train import fit, set_seed
 
 KINDS = ("none", "sinusoidal", "learned", "rope")
+BIAS_KINDS = ("alibi", "t5")
+ALL_KINDS = KINDS + BIAS_KINDS
+ALIBI_SLOPE = 0.5
 IGNORE = -100  # target of the first ``offset`` positions, which have no answer
 
 
@@ -65,14 +84,16 @@ class PositionStudyModel(nn.Module):
         self, kind: str, vocab_size: int = 16, dim: int = 32, max_positions: int = 64
     ):
         super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if kind not in ALL_KINDS:
+            raise ValueError(f"kind must be one of {ALL_KINDS}, got {kind!r}")
         self.kind = kind
         self.embed = nn.Embedding(vocab_size, dim)
         if kind == "sinusoidal":
             self.positions = SinusoidalPositions(dim)
         elif kind == "learned":
             self.positions = LearnedPositions(max_positions, dim)
+        elif kind == "t5":
+            self.score_bias = T5RelativeBias(num_heads=1)
         self.W_q = nn.Linear(dim, dim)
         self.W_k = nn.Linear(dim, dim)
         self.W_v = nn.Linear(dim, dim)
@@ -86,9 +107,23 @@ class PositionStudyModel(nn.Module):
         q, k, v = self.W_q(x), self.W_k(x), self.W_v(x)
         if self.kind == "rope":
             q, k = apply_rope(q), apply_rope(k)
-        mask = causal_mask(tokens.shape[-1], device=tokens.device)
-        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        n = tokens.shape[-1]
+        mask = causal_mask(n, device=tokens.device)
+        if self.kind in BIAS_KINDS:
+            scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5 + self._bias(n)
+            weights = masked_softmax(scores, mask)
+            out = weights @ v
+        else:
+            out, weights = scaled_dot_product_attention(q, k, v, mask)
         return self.readout(out), weights
+
+    def _bias(self, n: int) -> Tensor:
+        """``(n, n)``: the score bias of ``"alibi"`` or ``"t5"`` for one head."""
+        if self.kind == "t5":
+            return self.score_bias(n)[0]
+        positions = torch.arange(n, device=self.W_q.weight.device)
+        slope = torch.tensor([ALIBI_SLOPE])
+        return alibi_bias(positions, positions, slope)[0].to(self.W_q.weight.dtype)
 
 
 def copy_back_loss(model: PositionStudyModel, batch: tuple[Tensor, Tensor]) -> Tensor:
@@ -217,12 +252,13 @@ def length_generalisation_rows(
     test_lengths: tuple[int, ...] = (16, 24, 32, 48, 64),
     steps: int = 600,
     seeds: tuple[int, ...] = (0, 1, 2),
+    kinds: tuple[str, ...] = KINDS,
 ) -> list[tuple[str, str, str]]:
     """``make bench``'s rows: accuracy of each kind at each test length, and on the
     positions beyond ``train_length`` alone, averaged over ``seeds``."""
-    results = length_generalisation(train_length, test_lengths, steps, seeds)
+    results = length_generalisation(train_length, test_lengths, steps, seeds, kinds)
     rows = []
-    for kind in KINDS:
+    for kind in kinds:
         for n in test_lengths:
             beyond = results[kind + " beyond"].get(n)
             note = f"trained on n = {train_length}, {steps} steps, {len(seeds)} seeds"
@@ -236,3 +272,33 @@ def length_generalisation_rows(
                 )
             )
     return rows
+
+
+@torch.no_grad()
+def prefix_majority_by_position(
+    length: int,
+    num_sequences: int = 200,
+    vocab_size: int = 16,
+    offset: int = 2,
+    seed: int = 1,
+) -> Tensor:
+    """``(length,)``: the expected accuracy at each position t of guessing "the most
+    frequent token among the earlier positions 0..t-1" (a tie broken by a fair draw,
+    counted as 1/k for k tied tokens), on the test sequences
+    :func:`accuracy_by_position` uses.
+
+    A strategy that needs no positions at all: what a causal model without positions
+    can still do. NaN at t < offset.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    tokens, targets = copy_back_task(
+        num_sequences, length, vocab_size, offset, generator
+    )
+    one_hot = F.one_hot(tokens, vocab_size)  # (batch, length, vocab)
+    counts = one_hot.cumsum(dim=1) - one_hot  # occurrences before t
+    most = counts == counts.max(dim=-1, keepdim=True).values  # the tied leaders
+    answer = targets.clamp(min=0)[..., None]
+    is_leader = most.gather(-1, answer)[..., 0]
+    right = (is_leader / most.sum(-1)).double().mean(0)
+    right[:offset] = float("nan")
+    return right

@@ -7,7 +7,10 @@ ways of adding order that the course builds:
   token embeddings;
 - :class:`LearnedPositions`, a trained table (an ``nn.Embedding`` of positions);
 - :func:`apply_rope`, rotary position embedding (Su et al., 2021), which rotates the
-  queries and keys inside attention instead of changing the input.
+  queries and keys inside attention instead of changing the input;
+- a bias on the scores that depends on the distance i - j only: ALiBi's fixed linear
+  penalty (:func:`alibi_bias`, Press et al., 2022) and T5's learned bias per distance
+  bucket (:class:`T5RelativeBias`, Raffel et al., 2020).
 
 Conventions: positions count from 0; the base is 10000; the frequency of pair ``i``
 (dimensions ``2i`` and ``2i+1``) is ``omega_i = 10000 ** (-2i / dim)``. RoPE here uses
@@ -20,6 +23,8 @@ away (:func:`interleaved_to_halves`).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -225,3 +230,70 @@ class SinusoidalPositions(nn.Module):
         if positions is None:
             positions = torch.arange(x.shape[-2], device=x.device)
         return x + _sinusoids(positions, self.dim).to(dtype=x.dtype, device=x.device)
+
+
+# --- Positions as a bias on the scores: ALiBi and T5's relative buckets -------------------
+
+
+def alibi_slopes(num_heads: int) -> Tensor:
+    """``(num_heads,)`` float64: ALiBi's head slopes (Press et al., 2022), the geometric
+    sequence 2^(-8/h), 2^(-16/h), ..., 2^(-8) for h heads (h a power of two in the
+    paper): head k penalises distance by 2^(-8k/h) per position."""
+    if num_heads < 1:
+        raise ValueError(f"num_heads must be >= 1, got {num_heads}")
+    k = torch.arange(1, num_heads + 1, dtype=torch.float64)
+    return 2.0 ** (-8.0 * k / num_heads)
+
+
+def alibi_bias(
+    query_positions: Tensor, key_positions: Tensor, slopes: Tensor
+) -> Tensor:
+    """``(heads, n, m)``: ALiBi's bias ``-slope * |i - j|``, ADDED to the scores of the
+    query at position i and the key at position j (Press et al., 2022). No vector is
+    added to the tokens; the bias grows linearly with distance, for every length."""
+    distance = (query_positions[:, None] - key_positions[None, :]).abs()
+    return -slopes.to(torch.float64)[:, None, None] * distance.to(torch.float64)
+
+
+def relative_position_bucket(
+    distance: Tensor, num_buckets: int = 32, max_distance: int = 128
+) -> Tensor:
+    """T5's buckets for a distance ``i - j >= 0`` back to an earlier key (the
+    one-directional form, as in a decoder; Raffel et al., 2020).
+
+    Distances below ``num_buckets // 2`` get one bucket each; larger ones share buckets
+    whose width grows geometrically up to ``max_distance``, and every distance beyond
+    that falls into the last bucket. Returns integer buckets of ``distance``'s shape.
+    """
+    distance = distance.clamp(min=0)
+    exact = num_buckets // 2
+    far = distance.to(torch.float64).clamp(min=exact) / exact
+    share = torch.log(far) / math.log(max_distance / exact)  # 0 at exact, 1 at max
+    log_bucket = exact + (share * (num_buckets - exact)).long()
+    log_bucket = log_bucket.clamp(max=num_buckets - 1)
+    return torch.where(distance < exact, distance, log_bucket)
+
+
+class T5RelativeBias(nn.Module):
+    """A learned scalar per head and distance bucket, added to the scores (T5).
+
+    ``forward(n, m)`` -> ``(heads, n, m)`` for queries at positions ``m - n .. m - 1``
+    (the last n of m keys, as after a KV cache) and keys at ``0 .. m - 1``. Keys after
+    the query get bucket 0; mask them with a causal mask.
+    """
+
+    def __init__(
+        self, num_heads: int = 1, num_buckets: int = 32, max_distance: int = 128
+    ):
+        super().__init__()
+        self.num_buckets = num_buckets
+        self.max_distance = max_distance
+        self.bias = nn.Embedding(num_buckets, num_heads)  # initialised N(0, 1)
+
+    def forward(self, n: int, m: int | None = None) -> Tensor:
+        m = n if m is None else m
+        device = self.bias.weight.device
+        i = torch.arange(m - n, m, device=device)[:, None]
+        j = torch.arange(m, device=device)[None, :]
+        buckets = relative_position_bucket(i - j, self.num_buckets, self.max_distance)
+        return self.bias(buckets).permute(2, 0, 1)  # (heads, n, m)

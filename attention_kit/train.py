@@ -150,7 +150,8 @@ def fit(
     bar = tqdm(
         range(num_steps),
         desc=description,
-        disable=not progress,
+        # TQDM_DISABLE=1 (tqdm's own switch, set when nbgrader grades) hides it too.
+        disable=not progress or os.environ.get("TQDM_DISABLE") == "1",
         file=sys.stdout,
         mininterval=3.0,
         ncols=80,

@@ -7,10 +7,12 @@ they depend on the machine. Every run is seeded; times are wall-clock on this ma
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -20,8 +22,31 @@ from attention_kit.data import SOURCE_VOCAB, TARGET_VOCAB, date_datasets, date_t
 from attention_kit.measure import fitted_slope, peak_memory, time_call
 from attention_kit.models import Seq2Seq, seq2seq_loss, translate
 from attention_kit.train import fit, random_batches, set_seed, set_threads
+from course_tools.grading import measure_autograde
 
 Row = tuple[str, str, str]  # measurement, value, note
+
+
+def _announce(text: str) -> None:
+    """Say on stderr what is about to run (the table comes at the end, on stdout)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _bar_on_stderr() -> Iterator[None]:
+    """fit's progress bar writes to sys.stdout when it starts: send it to stderr, so
+    that stdout keeps the table alone."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _train_with_bar(
+    model, loss_fn, batches, steps: int, learning_rate: float, what: str
+):
+    """fit with a progress bar on stderr, labelled ``what``."""
+    _announce(f"  {what}")
+    with _bar_on_stderr():
+        return fit(model, loss_fn, batches, steps, learning_rate, description=what[:24])
 
 
 def _date_accuracy(model: Seq2Seq, test_pairs: list[tuple[str, str]]) -> float:
@@ -123,10 +148,29 @@ def position_length_generalisation() -> list[Row]:
     return length_generalisation_rows()
 
 
-def _recall_run(num_layers: int, positions: str, steps: int) -> tuple[float, float]:
-    """Lab 08's recall model (6 pairs, 16 keys, 16 values; d 32, 2 heads), trained on
-    20,000 sequences; accuracy on 1,000 held-out ones and training seconds."""
+def position_score_biases() -> list[Row]:
+    """Unit 06: the same study for the score-bias family, ALiBi (slope 1/2) and T5's
+    relative buckets, with the same steps and seeds as "positions"."""
+    from attention_kit.position_study import BIAS_KINDS, length_generalisation_rows
+
+    return length_generalisation_rows(kinds=BIAS_KINDS)
+
+
+def _recall_data():
+    """Lab 08's recall data: 20,000 training and 1,000 held-out sequences of 6 pairs,
+    16 keys, 16 values."""
     from attention_kit.data import associative_recall
+
+    train = associative_recall(20_000, 6, 16, 16, seed=1)
+    return train, associative_recall(1000, 6, 16, 16, seed=2)
+
+
+def _recall_run(
+    num_layers: int, positions: str, steps: int, what: str, gpt2_init: bool = False
+) -> tuple[float, float]:
+    """Lab 08's recall model (d 32, 2 heads, PyTorch's default initialisation unless
+    ``gpt2_init``) trained for ``steps`` steps of 64; accuracy on the 1,000 held-out
+    sequences and training seconds."""
     from attention_kit.transformer import (
         MiniTransformer,
         TransformerConfig,
@@ -134,43 +178,107 @@ def _recall_run(num_layers: int, positions: str, steps: int) -> tuple[float, flo
         recall_loss,
     )
 
-    train = associative_recall(20_000, 6, 16, 16, seed=1)
-    test = associative_recall(1000, 6, 16, 16, seed=2)
+    train, test = _recall_data()
     set_seed(0)
-    config = TransformerConfig(32, 13, 32, num_layers, 2, positions=positions)
+    init = "gpt2" if gpt2_init else "pytorch"
+    config = TransformerConfig(
+        32, 13, 32, num_layers, 2, positions=positions, init=init
+    )
     model = MiniTransformer(config)
     batches = random_batches(*train, batch_size=64, seed=0)
-    history = fit(model, recall_loss, batches, steps, 3e-3, progress=False)
+    history = _train_with_bar(model, recall_loss, batches, steps, 3e-3, what)
     return recall_accuracy(model, *test), history.seconds
 
 
+def most_frequent_value_accuracy(inputs: torch.Tensor, targets: torch.Tensor) -> float:
+    """The expected accuracy of answering with the value that occurs most often in the
+    sequence (a tie broken at random): the best a model can do that knows which values
+    are present but not which one follows the asked key."""
+    values = inputs[:, 1:-1:2]
+    total = 0.0
+    for row, target in zip(values.tolist(), targets.tolist(), strict=True):
+        counts = {value: row.count(value) for value in row}
+        best = [
+            value for value, count in counts.items() if count == max(counts.values())
+        ]
+        total += (target in best) / len(best)
+    return total / len(values)
+
+
+# (name, layers, positions, steps, what to expect); the last keeps the kit's GPT-2 init
+RECALL_RUNS = [
+    ("2 layers, learned positions (the lab)", 2, "learned", 1000, ">= 99% within 60 s"),
+    ("ablation: 1 layer", 1, "learned", 1000, "near the most-frequent-value strategy"),
+    (
+        "ablation: 1 layer, 3x the steps",
+        1,
+        "learned",
+        3000,
+        "no better than 1,000 steps",
+    ),
+    ("ablation: no positions", 2, "none", 1000, "far above chance, below 99%"),
+    (
+        "ablation: no positions, 3x the steps",
+        2,
+        "none",
+        3000,
+        "higher than 1,000 steps",
+    ),
+    ("RoPE instead of learned positions", 2, "rope", 1000, ">= 99%"),
+    ("GPT-2 initialisation (the kit's)", 2, "learned", 1000, "may stay on the plateau"),
+]
+
+
 def recall_task() -> list[Row]:
-    """Unit 08: associative recall, the lab's model and its two ablations."""
-    rows = []
-    for name, layers, positions, steps in [
-        ("2 layers, learned positions (the lab)", 2, "learned", 1000),
-        ("ablation: 1 layer", 1, "learned", 1000),
-        ("ablation: 1 layer, 3x the steps", 1, "learned", 3000),
-        ("ablation: no positions", 2, "none", 1000),
-        ("ablation: no positions, 3x the steps", 2, "none", 3000),
-        ("RoPE instead of learned positions", 2, "rope", 1000),
-    ]:
-        accuracy, seconds = _recall_run(layers, positions, steps)
+    """Unit 08: associative recall, the lab's model and its two ablations (PyTorch's
+    default initialisation, as in the lab) and the kit's GPT-2 initialisation, against
+    chance (1/16) and the best strategy that does not find the asked key (answer the
+    most frequent value of the sequence)."""
+    _, test = _recall_data()
+    rows = [
+        ("recall, chance (1 of 16 values)", f"{1 / 16:.1%} exact match", ""),
+        (
+            "recall, most frequent value in the sequence",
+            f"{most_frequent_value_accuracy(*test):.1%} exact match",
+            "the best answer without finding the key",
+        ),
+    ]
+    for number, (name, layers, positions, steps, expected) in enumerate(RECALL_RUNS):
+        what = f"recall {number + 1}/{len(RECALL_RUNS)}: {name}, {steps} steps"
+        gpt2_init = name.startswith("GPT-2")
+        accuracy, seconds = _recall_run(layers, positions, steps, what, gpt2_init)
         rows.append(
             (
                 f"recall, {name}, {steps} steps",
                 f"{accuracy:.1%} exact match",
-                f"{seconds:.1f} s training (target: >= 99% within 60 s)",
+                f"{seconds:.1f} s training (expected: {expected})",
             )
         )
     return rows
 
 
+# (name, attention window, positions, steps); the lab trains the first two
+CHAR_RUNS = [
+    ("the lab's model (RoPE)", None, "rope", 200),
+    ("attention on the current token only", 1, "rope", 200),
+    ("learned positions instead of RoPE", None, "learned", 200),
+    ("the lab's model (RoPE)", None, "rope", 1000),
+    ("attention on the current token only", 1, "rope", 1000),
+    ("the lab's model (RoPE)", None, "rope", 3000),
+]
+
+
 def char_language_model() -> list[Row]:
     """Unit 08: the character LM on the generated agreement corpus, in bits per
     character on held-out sentences, against n-gram baselines and the same model with
-    attention limited to the current token."""
-    from attention_kit.data import agreement_corpus, ngram_bits_per_character
+    attention limited to the current token; and whether it learned agreement, on
+    minimal pairs (data.agreement_pairs: the same text with a singular or a plural
+    subject, ending at the verb's stem)."""
+    from attention_kit.data import (
+        agreement_corpus,
+        agreement_pairs,
+        ngram_bits_per_character,
+    )
     from attention_kit.transformer import (
         MiniTransformer,
         TransformerConfig,
@@ -184,6 +292,9 @@ def char_language_model() -> list[Row]:
     train_ids, valid_ids = (
         torch.tensor([alphabet.index(c) for c in t]) for t in (train, valid)
     )
+    pairs = visible_pairs(agreement_pairs(300, seed=2), 64)
+    sentences = valid.splitlines()
+    share = len(sentences) / len(valid)  # one verb ending per sentence, of all chars
     rows = [
         (
             f"char LM, {name} baseline",
@@ -192,58 +303,83 @@ def char_language_model() -> list[Row]:
         )
         for name, k in [("unigram", 1), ("bigram", 2), ("trigram", 3)]
     ]
-    for name, window, positions, steps in [
-        ("the lab's model (RoPE)", None, "rope", 200),
-        ("attention on the current token only", 1, "rope", 200),
-        ("learned positions instead of RoPE", None, "learned", 200),
-        ("the lab's model (RoPE)", None, "rope", 1000),
-        ("attention on the current token only", 1, "rope", 1000),
-    ]:
+    rows.append(
+        (
+            "char LM, what agreement is worth",
+            f"{share:.3f} bpc at most",
+            f"1 bit per verb ending, one in {1 / share:.1f} characters",
+        )
+    )
+    for number, (name, window, positions, steps) in enumerate(CHAR_RUNS):
         set_seed(0)
         config = TransformerConfig(
             len(alphabet), 64, 32, 2, 2, positions=positions, window=window
         )
         model = MiniTransformer(config)
         batches = random_batches(text_windows(train_ids, 64), batch_size=32, seed=0)
-        history = fit(
+        history = _train_with_bar(
             model,
             lambda m, b: lm_loss(m(b[0])[0], b[0]),
             batches,
             steps,
             1e-2,
-            progress=False,
+            f"char LM {number + 1}/{len(CHAR_RUNS)}: {name}, {steps} steps",
         )
-        agreement = _verb_agreement(model, valid.splitlines()[:300], alphabet)
+        singular, plural, preferred = agreement_on_pairs(model, pairs, alphabet)
         rows.append(
             (
                 f"char LM, {name}, {steps} steps",
                 f"{bits_per_character(model, valid_ids):.3f} bpc",
-                f"{history.seconds:.1f} s training; p(right verb ending) {agreement:.2f}",
+                f"{history.seconds:.1f} s training; P('s') after a singular subject "
+                f"{singular:.2f}, plural {plural:.2f}; right ending preferred "
+                f"{preferred:.0%} of {2 * len(pairs)} (subject-blind: 50%)",
             )
         )
     return rows
 
 
-@torch.no_grad()
-def _verb_agreement(model, sentences: list[str], alphabet: list[str]) -> float:
-    """The mean probability the model gives to the right character after the verb's
-    stem: 's' after a singular subject, '.' after a plural one (Lab 08)."""
-    import re
+def visible_pairs(pairs: list[tuple[str, str]], context: int) -> list[tuple[str, str]]:
+    """The pairs whose tested sentence (after the last newline) fits in ``context``
+    characters, so that a model reading the last ``context`` sees the subject."""
+    return [pair for pair in pairs if len(pair[1].rsplit("\n", 1)[-1]) < context]
 
-    total = 0.0
-    for sentence in sentences:
-        stem_end = re.search(r" (\w+?)s?\.$", sentence).end(1)
-        prefix = torch.tensor([alphabet.index(c) for c in sentence[:stem_end]])
-        logits, _ = model(prefix[None, -model.config.context_length :])
-        right = alphabet.index(sentence[stem_end])
-        total += torch.softmax(logits[0, -1], -1)[right].item()
-    return total / len(sentences)
+
+@torch.no_grad()
+def agreement_on_pairs(
+    model, pairs: list[tuple[str, str]], alphabet: list[str]
+) -> tuple[float, float, float]:
+    """On minimal pairs (singular, plural) ending at the verb's stem: the mean P('s')
+    after the singular texts and after the plural ones, and the share of all texts
+    where the right ending ('s' singular, '.' plural) gets more probability than the
+    wrong one. A model blind to the subject gives both members of a pair the same
+    distribution: equal means, and exactly 50% preferred."""
+    s, dot = alphabet.index("s"), alphabet.index(".")
+    context = model.config.context_length
+    model.eval()
+    ending = []
+    for texts in zip(*pairs, strict=True):
+        rows = []
+        for text in texts:
+            ids = torch.tensor([alphabet.index(c) for c in text])[-context:]
+            p = torch.softmax(model(ids[None])[0][0, -1], -1)
+            rows.append((p[s].item(), p[dot].item()))
+        ending.append(torch.tensor(rows))
+    singular, plural = ending
+    preferred = torch.cat(
+        [singular[:, 0] > singular[:, 1], plural[:, 1] > plural[:, 0]]
+    )
+    return (
+        singular[:, 0].mean().item(),
+        plural[:, 0].mean().item(),
+        preferred.float().mean().item(),
+    )
 
 
 def _unit09_model(context: int):
-    """The model of Lecture and Lab 09's KV-cache timings: MiniTransformer, vocabulary
-    32, d_model 64, 2 layers, 4 heads, learned positions (untrained: the cost of a step
-    does not depend on the weights)."""
+    """The model of the KV-cache rows of make bench: MiniTransformer, vocabulary 32,
+    d_model 64, 2 layers, 4 heads, learned positions (untrained: the cost of a step does
+    not depend on the weights). Lecture 09 times another model (d_model 32, 2 heads,
+    RoPE) and Lab 09 a third (d_model 64, 4 heads, RoPE): their speed-ups are theirs."""
     from attention_kit.transformer import MiniTransformer, TransformerConfig
 
     torch.manual_seed(0)
@@ -288,23 +424,41 @@ def kv_cache_speedup(lengths: tuple[int, ...] = (64, 128, 256, 512)) -> list[Row
 
 
 def _variants(n: int, d: int = 64, window: int = 256):
-    """The attention variants of Unit 09 on one (1, 1, n, d) input: name, function, kind."""
+    """The attention variants of Unit 09 on one (1, 1, n, d) input: name (saying causal
+    or not), function, kind. The first three are the non-causal exact ones."""
     from attention_kit.efficient import (
         linear_attention,
         sliding_window_attention,
         tiled_attention,
     )
+    from attention_kit.masks import causal_mask
 
     g = torch.Generator().manual_seed(n)
     # (batch, heads, n, d): PyTorch's fused CPU kernel needs the 4-D layout; a 3-D input
     # took its unfused path (measured with torch 2.13)
     q, k, v = (torch.randn(1, 1, n, d, generator=g) for _ in range(3))
+    sdpa = torch.nn.functional.scaled_dot_product_attention
     return [
-        ("plain (kit)", lambda: scaled_dot_product_attention(q, k, v), "exact"),
-        ("tiled, blocks of 128", lambda: tiled_attention(q, k, v), "exact"),
         (
-            "F.scaled_dot_product_attention",
-            lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v),
+            "plain (kit), not causal",
+            lambda: scaled_dot_product_attention(q, k, v),
+            "exact",
+        ),
+        ("tiled, blocks of 128, not causal", lambda: tiled_attention(q, k, v), "exact"),
+        ("F.scaled_dot_product_attention, not causal", lambda: sdpa(q, k, v), "exact"),
+        (
+            "linear (elu + 1), not causal",
+            lambda: linear_attention(q, k, v),
+            "another similarity",
+        ),
+        (
+            "plain (kit), causal",
+            lambda: scaled_dot_product_attention(q, k, v, causal_mask(n)),
+            "exact",
+        ),
+        (
+            "F.scaled_dot_product_attention, causal",
+            lambda: sdpa(q, k, v, is_causal=True),
             "exact",
         ),
         (
@@ -312,7 +466,11 @@ def _variants(n: int, d: int = 64, window: int = 256):
             lambda: sliding_window_attention(q, k, v, window),
             "exact for its band",
         ),
-        ("linear (elu + 1)", lambda: linear_attention(q, k, v), "another similarity"),
+        (
+            "linear (elu + 1), causal",
+            lambda: linear_attention(q, k, v, causal=True),
+            "another similarity; a running (n, d, d) sum",
+        ),
     ]
 
 
@@ -339,8 +497,9 @@ def tiled_memory(n: int = 8192) -> list[Row]:
 
 
 def attention_variants(lengths: tuple[int, ...] = (512, 2048, 4096)) -> list[Row]:
-    """Unit 09's closing table: time and peak memory of every attention variant at
-    several n (batch 1, one head, d 64, window 256, no gradients), one run."""
+    """Unit 09's closing table: time and peak memory of every attention variant, causal
+    and not, at several n (batch 1, one head, d 64, window 256, no gradients), one
+    run."""
     rows = []
     with torch.no_grad():
         for n in lengths:
@@ -516,6 +675,7 @@ MEASUREMENTS: dict[str, Callable[[], list[Row]]] = {
     "dates": date_task,
     "attention-cost": attention_cost,
     "positions": position_length_generalisation,
+    "position-biases": position_score_biases,
     "recall": recall_task,
     "char-lm": char_language_model,
     "kv-cache": kv_cache_speedup,
@@ -523,6 +683,7 @@ MEASUREMENTS: dict[str, Callable[[], list[Row]]] = {
     "variants": attention_variants,
     "kit-mha": kit_mha_vs_torch,
     "induction": reading_attention,
+    "autograde": measure_autograde,
 }
 
 

@@ -25,8 +25,12 @@ def test_tiled_memory_rows():
 
 def test_variants_table_rows():
     rows = bench.attention_variants(lengths=(32,))
-    assert len(rows) == 5
+    assert len(rows) == 8
     assert all("peak memory" in r[2] for r in rows)
+    # every row says whether it is causal: a decoder needs the causal rows
+    assert all(", causal" in r[0] or ", not causal" in r[0] for r in rows)
+    causal = [r[0].split(",")[0] for r in rows if ", causal" in r[0]]
+    assert {"plain (kit)", "linear (elu + 1)"} <= set(causal)
 
 
 def test_kit_mha_row_checks_the_same_output():

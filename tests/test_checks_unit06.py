@@ -12,7 +12,7 @@ from attention_kit.checks import (
     check_sinusoidal_encoding,
 )
 from attention_kit.positional import apply_rope, rotation_matrix
-from conftest import assert_passes
+from conftest import assert_passes, with_globals
 
 # --- 06.1 sinusoidal_encoding ----------------------------------------------------------
 
@@ -75,10 +75,51 @@ def table_integer(num_positions, dim):
     return pe
 
 
+def table_row_loop(num_positions, dim):  # vectorised over pairs, a loop over rows
+    pe = torch.zeros(num_positions, dim)
+    frequencies = 10000 ** (-torch.arange(0, dim, 2) / dim)
+    for t in range(num_positions):
+        pe[t, 0::2] = torch.sin(t * frequencies)
+        pe[t, 1::2] = torch.cos(t * frequencies)
+    return pe
+
+
+def table_comprehension(num_positions, dim):  # a loop written as a comprehension
+    rows = [
+        [
+            math.sin(t / 10000 ** (j // 2 * 2 / dim))
+            if j % 2 == 0
+            else math.cos(t / 10000 ** (j // 2 * 2 / dim))
+            for j in range(dim)
+        ]
+        for t in range(num_positions)
+    ]
+    return torch.tensor(rows)
+
+
+def _column_of(t, i, dim):  # a helper: the loop hides in another function
+    return math.sin(t / 10000 ** (2 * i / dim)), math.cos(t / 10000 ** (2 * i / dim))
+
+
+def table_helper_loop(num_positions, dim):
+    pe = torch.zeros(num_positions, dim)
+    for t in range(num_positions):
+        for i in range(dim // 2):
+            pe[t, 2 * i], pe[t, 2 * i + 1] = _column_of(t, i, dim)
+    return pe
+
+
+def table_float64_inside(num_positions, dim):  # correct: float64 inside, no loop
+    angle = torch.arange(num_positions, dtype=torch.float64)[:, None] * torch.pow(
+        10000.0, -torch.arange(0, dim, 2, dtype=torch.float64) / dim
+    )
+    return torch.stack([angle.sin(), angle.cos()], dim=-1).reshape(num_positions, dim)
+
+
 def test_sinusoidal_right_answers_pass(capsys):
     assert_passes(check_sinusoidal_encoding, table, capsys)
-    assert_passes(check_sinusoidal_encoding, table_loops, capsys)
     assert_passes(check_sinusoidal_encoding, table_outer, capsys)
+    assert_passes(check_sinusoidal_encoding, table_float64_inside, capsys)
 
 
 # --- 06.2 offset_rotation --------------------------------------------------------------
@@ -116,6 +157,17 @@ def rotation_on_halves(delta, dim):  # block i on rows/columns (i, i + dim/2)
 
 def rotation_blocks_only(delta, dim):
     return rotation(delta, dim).reshape(dim // 2, 2, dim)[:, :, :2]
+
+
+def rotation_abs(delta, dim):  # right for delta >= 0, R_|delta| for negative offsets
+    return rotation(abs(delta), dim)
+
+
+def rotation_repeated(delta, dim):  # R_1 multiplied delta times: range(-5) is empty
+    R = torch.eye(dim)
+    for _ in range(delta):
+        R = R @ rotation(1, dim)
+    return R
 
 
 def test_offset_rotation_right_answers_pass(capsys):
@@ -188,12 +240,16 @@ def rope_tiled_angles(x, positions):  # cos/sin tiled with cat, pairs interleave
     return x * theta.cos() + partner * theta.sin()
 
 
-def rope_every_two(x, positions):  # GPT-J's rotate_every_two: a right answer
+def rope_every_two(x, positions, cast_angles=False):  # GPT-J's rotate_every_two
     dim = x.shape[-1]
     theta = positions[:, None] / 10000 ** (torch.arange(0, dim, 2) / dim)
-    theta = theta.repeat_interleave(2, dim=-1).to(x.dtype)
+    theta = theta.repeat_interleave(2, dim=-1)
+    if (
+        cast_angles
+    ):  # rounds the angles themselves to x's dtype: wrong in half precision
+        theta = theta.to(x.dtype)
     partner = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)
-    return x * theta.cos() + partner * theta.sin()
+    return x * theta.cos().to(x.dtype) + partner * theta.sin().to(x.dtype)
 
 
 def rope_three_axes_only(x, positions):  # "x is (batch, seq, dim)"
@@ -210,6 +266,20 @@ def rope_per_dim(x, positions):
 
 def rope_float32(x, positions):
     return rope(x.float(), positions)
+
+
+def rope_float64_out(x, positions):  # computes in float64 and forgets to cast back
+    return rope(x.double(), positions)
+
+
+def rope_angles_in_x_dtype(x, positions):  # angles rounded to x's dtype (bf16, fp16)
+    dim = x.shape[-1]
+    theta = positions.to(x.dtype)[:, None] * 10000 ** (
+        -torch.arange(0, dim, 2, dtype=x.dtype) / dim
+    )
+    even, odd = x[..., 0::2], x[..., 1::2]
+    cos, sin = theta.cos(), theta.sin()
+    return torch.stack([even * cos - odd * sin, even * sin + odd * cos], -1).flatten(-2)
 
 
 def rope_detached(x, positions):
@@ -259,14 +329,24 @@ def attention_variant(x, W_q, W_k, W_v, scale=None, softmax_dim=-1, causal=False
     return weights @ (x @ W_v), weights
 
 
-def attention_einsum(x, W_q, W_k, W_v):
-    x = x.double()
+def attention_einsum(x, W_q, W_k, W_v):  # float64 inside, cast back to x's dtype
+    dtype, x = x.dtype, x.double()
     positions = torch.arange(x.shape[-2])
     q = apply_rope(torch.einsum("...nd,dk->...nk", x, W_q.double()), positions)
     k = apply_rope(torch.einsum("...nd,dk->...nk", x, W_k.double()), positions)
     scores = torch.einsum("...nk,...mk->...nm", q, k) / math.sqrt(q.shape[-1])
     weights = scores.softmax(-1)
-    return weights @ (x @ W_v.double()), weights
+    out = weights @ (x @ W_v.double())
+    return out.to(dtype), weights.to(dtype)
+
+
+def attention_in_float64(x, W_q, W_k, W_v):  # right numbers, but float64 for float32
+    return attention(x.double(), W_q.double(), W_k.double(), W_v.double())
+
+
+def attention_float64_cast_back(x, W_q, W_k, W_v):  # correct: float64 inside, cast back
+    out, weights = attention_in_float64(x, W_q, W_k, W_v)
+    return out.to(x.dtype), weights.to(x.dtype)
 
 
 def attention_weights_transposed(x, W_q, W_k, W_v):
@@ -277,12 +357,17 @@ def attention_weights_transposed(x, W_q, W_k, W_v):
 def test_rope_self_attention_right_answers_pass(capsys):
     assert_passes(check_rope_self_attention, attention, capsys)
     assert_passes(check_rope_self_attention, attention_einsum, capsys)
+    assert_passes(check_rope_self_attention, attention_float64_cast_back, capsys)
     # positions from 5 (say, after a cache) give the same scores: only t - u matters
     assert_passes(check_rope_self_attention, lambda *a: attention(*a, start=5), capsys)
 
 
 MISTAKES = [
     # 06.1
+    (check_sinusoidal_encoding, table_loops, "no Python loop"),
+    (check_sinusoidal_encoding, table_row_loop, "no Python loop"),
+    (check_sinusoidal_encoding, table_comprehension, "no Python loop"),
+    (check_sinusoidal_encoding, table_helper_loop, "no Python loop"),
     (check_sinusoidal_encoding, lambda n, d: table(n, d, swap=True), "swapped"),
     (check_sinusoidal_encoding, lambda n, d: table(n, d, exponent=1), "2i/d"),
     (check_sinusoidal_encoding, table_per_column, "belongs to the pair"),
@@ -322,6 +407,8 @@ MISTAKES = [
         "pairs count from i = 0",
     ),
     (check_offset_rotation, rotation_on_halves, "i and i + dim/2"),
+    (check_offset_rotation, rotation_abs, "abs(delta)"),
+    (check_offset_rotation, rotation_repeated, "delta = -5"),
     # 06.3
     (check_apply_rope, lambda x, p: rope(x, p, sign=-1), "-theta"),
     (check_apply_rope, lambda x, p: rope(x, p, halves=True), "rotate-half"),
@@ -335,7 +422,14 @@ MISTAKES = [
     ),
     (check_apply_rope, lambda x, p: rope(x, p, shift=1), "not positions[t] + 1"),
     (check_apply_rope, lambda x, p: x.clone(), "equals the input"),
-    (check_apply_rope, rope_float32, "float64"),
+    (check_apply_rope, rope_float32, "dtype float32, but the input was float64"),
+    (check_apply_rope, rope_float64_out, "promises the input's dtype"),
+    (check_apply_rope, rope_angles_in_x_dtype, "in float32 or float64"),
+    (
+        check_apply_rope,
+        lambda x, p: rope_every_two(x, p, cast_angles=True),
+        "cast only cos and sin",
+    ),
     (check_apply_rope, rope_detached, "no gradient"),
     (check_apply_rope, rope_not_a_rotation, "length"),
     (check_apply_rope, rope_times, "do not multiply"),
@@ -360,6 +454,7 @@ MISTAKES = [
     (check_rope_self_attention, lambda *a: attention(*a, scale=1), "not scaled"),
     (check_rope_self_attention, lambda *a: attention_variant(*a, scale=2), "sqrt(d_v)"),
     (check_rope_self_attention, attention_weights_transposed, "weights are transposed"),
+    (check_rope_self_attention, attention_in_float64, "promises the input's dtype"),
     (
         check_rope_self_attention,
         lambda *a: attention_variant(*a, softmax_dim=-2),
@@ -374,6 +469,17 @@ MISTAKES = [
         check_rope_self_attention,
         lambda *a: attention(*a, rotate_output=True),
         "do not rotate the output",
+    ),
+    # 06.4 calls the learner's apply_rope: a wrong one is blamed, not 06.4's answer
+    (
+        check_rope_self_attention,
+        with_globals(attention, apply_rope=lambda x, p: rope(x, p, sign=-1)),
+        "your apply_rope does not pass Exercise 06.3 yet",
+    ),
+    (
+        check_rope_self_attention,
+        with_globals(attention, apply_rope=lambda x, p: rope(x.double(), p)),
+        "your apply_rope does not pass Exercise 06.3 yet",
     ),
 ]
 

@@ -9,7 +9,7 @@ from attention_kit.checks import (
     check_to_mha_mask,
 )
 from attention_kit.masks import causal_mask, padded_causal_mask, padding_mask
-from conftest import assert_fails_with, assert_passes
+from conftest import assert_fails_with, assert_passes, with_globals
 
 # --- 07.1 causal_mask ------------------------------------------------------------------
 
@@ -41,6 +41,21 @@ def causal_off_by_one(n):
 
 def causal_fixed_size(n):
     return torch.ones(5, 5, dtype=torch.bool).tril()
+
+
+def causal_cached_16(n):  # a 16 x 16 table, sliced
+    return torch.ones(16, 16, dtype=torch.bool).tril()[:n, :n]
+
+
+def causal_cached_1024(n):  # GPT-2's context length, cached and sliced
+    return torch.ones(1024, 1024, dtype=torch.bool).tril()[:n, :n]
+
+
+def causal_cached_4096_padded(n):  # a 4096 table, True beyond it
+    mask = torch.ones(n, n, dtype=torch.bool)
+    k = min(n, 4096)
+    mask[:k, :k] = torch.ones(4096, 4096, dtype=torch.bool).tril()[:k, :k]
+    return mask
 
 
 def causal_int(n):
@@ -117,6 +132,23 @@ def padded_batch_last(lengths, n):  # (n, n, batch)
     return padded_causal_mask(lengths, n).permute(1, 2, 0)
 
 
+def padded_axis_missing(lengths, n):  # causal[None] & real: no query axis on padding
+    return causal_mask(n)[None] & padding_mask(lengths, n)
+
+
+def padded_no_axis_at_all(lengths, n):
+    return causal_mask(n) & padding_mask(lengths, n)
+
+
+def padded_fixed_table(lengths, n):  # a (1024, 1024) causal table, sliced
+    table = torch.ones(1024, 1024, dtype=torch.bool).tril()
+    return table[:n, :n] & padding_mask(lengths, n)[:, None, :]
+
+
+def padded_from_causal(lengths, n):  # right, and calls the learner's causal_mask
+    return causal_mask(n) & padding_mask(lengths, n)[:, None, :]
+
+
 def padded_in_place(lengths, n):
     lengths.clamp_(min=1)  # "a sequence needs at least one token"
     return padded_causal_mask(lengths, n)
@@ -137,15 +169,82 @@ def leaks_reference(model, inputs):
     return found
 
 
-def leaks_allclose_tensor(model, inputs):  # correct variant: tolerance, tensor result
+def leaks_equal_tensor(model, inputs):  # correct variant: (a == b).all(), tensor result
     reference = model(inputs)
     found = []
     for t in range(inputs.shape[1] - 1):
         changed = inputs.clone()
-        changed[:, t + 1 :] = changed[:, t + 1 :] * -3.0 + 1.0
-        if not torch.allclose(model(changed)[:, t], reference[:, t], atol=1e-6):
+        changed[:, t + 1 :] = torch.randn_like(changed[:, t + 1 :]) * 3.0 + 1.0
+        if not (model(changed)[:, t] == reference[:, t]).all():
             found.append(t)
     return torch.tensor(found, dtype=torch.long)
+
+
+def leaks_vectorised(model, inputs):  # correct: every modified copy in one model call
+    batch, n = inputs.shape[:2]
+    copies = [inputs]
+    for t in range(n - 1):
+        changed = inputs.clone()
+        changed[:, t + 1 :] = torch.randn(changed[:, t + 1 :].shape)
+        copies.append(changed)
+    out = model(torch.cat(copies)).reshape(n, batch, n, -1)
+    return [t for t in range(n - 1) if not torch.equal(out[t + 1, :, t], out[0, :, t])]
+
+
+def leaks_compared_with(compare, replace=None):
+    """The lab's solution with another comparison of the outputs at t, or another
+    replacement of the future: the wrong answers of the 'exactness' kind."""
+
+    def answer(model, inputs):
+        reference = model(inputs)
+        found = []
+        for t in range(inputs.shape[1] - 1):
+            changed = inputs.clone()
+            if replace is None:
+                changed[:, t + 1 :] = torch.randn(changed[:, t + 1 :].shape)
+            else:
+                replace(changed, inputs, t)
+            if not compare(model(changed)[:, t], reference[:, t]):
+                found.append(t)
+        return found
+
+    return answer
+
+
+def replace_feature_0(changed, inputs, t):
+    changed[:, t + 1 :, 0] = torch.randn(changed[:, t + 1 :, 0].shape)
+
+
+def replace_by_flip(changed, inputs, t):
+    changed[:, t + 1 :] = inputs[:, t + 1 :].flip(1)
+
+
+def replace_first_half_of_features(changed, inputs, t):
+    half = inputs.shape[-1] // 2
+    changed[:, t + 1 :, :half] = torch.randn(changed[:, t + 1 :, :half].shape)
+
+
+leaks_allclose = leaks_compared_with(torch.allclose)
+leaks_allclose_1e6 = leaks_compared_with(lambda a, b: torch.allclose(a, b, atol=1e-6))
+leaks_allclose_1e7 = leaks_compared_with(
+    lambda a, b: torch.allclose(a, b, rtol=0, atol=1e-7)
+)
+leaks_isclose_all = leaks_compared_with(lambda a, b: bool(torch.isclose(a, b).all()))
+leaks_abs_max = leaks_compared_with(lambda a, b: (a - b).abs().max() < 1e-6)
+leaks_norm = leaks_compared_with(lambda a, b: torch.equal(a.norm(), b.norm()))
+leaks_row_norms = leaks_compared_with(
+    lambda a, b: torch.equal(a.norm(dim=-1), b.norm(dim=-1))
+)
+leaks_sum = leaks_compared_with(lambda a, b: torch.equal(a.sum(), b.sum()))
+leaks_mean = leaks_compared_with(lambda a, b: bool(a.mean() == b.mean()))
+leaks_feature_0 = leaks_compared_with(lambda a, b: torch.equal(a[..., 0], b[..., 0]))
+leaks_half = leaks_compared_with(lambda a, b: torch.equal(a.half(), b.half()))
+leaks_argmax = leaks_compared_with(lambda a, b: torch.equal(a.argmax(-1), b.argmax(-1)))
+leaks_flip = leaks_compared_with(torch.equal, replace_by_flip)
+leaks_feature_0_replaced = leaks_compared_with(torch.equal, replace_feature_0)
+leaks_half_the_features = leaks_compared_with(
+    torch.equal, replace_first_half_of_features
+)
 
 
 def leaks_always(model, inputs):
@@ -314,6 +413,9 @@ MISTAKES = [
     (check_causal_mask, causal_off_by_one, "NEXT token"),
     (check_causal_mask, causal_fixed_size, "(n, n)"),
     (check_causal_mask, causal_additive, "additive mask"),
+    (check_causal_mask, causal_cached_16, "table of a fixed size"),
+    (check_causal_mask, causal_cached_1024, "table of a fixed size"),
+    (check_causal_mask, causal_cached_4096_padded, "table of fixed size"),
     (check_padded_causal_mask, padded_or, "AND"),
     (check_padded_causal_mask, padded_on_queries, "instead of the keys"),
     (check_padded_causal_mask, padded_queries_and_keys, "keys only"),
@@ -324,6 +426,19 @@ MISTAKES = [
     (check_padded_causal_mask, padded_no_padding, "padding is missing"),
     (check_padded_causal_mask, padded_le_length, "j < L"),
     (check_padded_causal_mask, padded_in_place, "in place"),
+    (
+        check_padded_causal_mask,
+        with_globals(padded_from_causal, causal_mask=causal_off_by_one),
+        "your causal_mask does not pass Exercise 07.1 yet",
+    ),
+    (
+        check_padded_causal_mask,
+        with_globals(padded_from_causal, causal_mask=causal_cached_16),
+        "your causal_mask does not pass Exercise 07.1 yet",
+    ),
+    (check_padded_causal_mask, padded_axis_missing, "padding[:, None, :]"),
+    (check_padded_causal_mask, padded_no_axis_at_all, "query axis"),
+    (check_padded_causal_mask, padded_fixed_table, "table of fixed size"),
     (check_padded_causal_mask, padded_left, "pads on the right"),
     (check_padded_causal_mask, padded_keys_inverted, "padding part is inverted"),
     (check_padded_causal_mask, padded_all_inverted, "the mask is inverted"),
@@ -342,6 +457,21 @@ MISTAKES = [
     (check_leaks_future, leaks_reports_next, "not t + 1"),
     (check_leaks_future, leaks_batch_index, "out[:, t]"),
     (check_leaks_future, leaks_first_sequence_only, "EVERY sequence"),
+    (check_leaks_future, leaks_allclose, "not allclose with a tolerance"),
+    (check_leaks_future, leaks_allclose_1e6, "-13 instead of -inf"),
+    (check_leaks_future, leaks_allclose_1e7, "below any absolute tolerance"),
+    (check_leaks_future, leaks_isclose_all, "not allclose with a tolerance"),
+    (check_leaks_future, leaks_abs_max, "Compare the whole output at t exactly"),
+    (check_leaks_future, leaks_norm, "not a norm, sum, mean or argmax"),
+    (check_leaks_future, leaks_row_norms, "not a norm, sum, mean or argmax"),
+    (check_leaks_future, leaks_sum, "not a norm, sum, mean or argmax"),
+    (check_leaks_future, leaks_mean, "not a norm, sum, mean or argmax"),
+    (check_leaks_future, leaks_feature_0, "last output feature only"),
+    (check_leaks_future, leaks_half, "not in half precision"),
+    (check_leaks_future, leaks_argmax, "the comparison missed"),
+    (check_leaks_future, leaks_flip, "there is one input after t"),
+    (check_leaks_future, leaks_feature_0_replaced, "ALL the inputs after t"),
+    (check_leaks_future, leaks_half_the_features, "LAST feature of the inputs"),
     (check_to_mha_mask, mha_not_inverted, "not inverted"),
     (check_to_mha_mask, mha_repeat, "repeat_interleave"),
     (check_to_mha_mask, mha_additive, "ADDS"),
@@ -359,7 +489,8 @@ def test_reference_answers_pass(capsys):
     assert_passes(check_padded_causal_mask, padded_causal_mask, capsys)
     assert_passes(check_padded_causal_mask, padded_broadcast_style, capsys)
     assert_passes(check_leaks_future, leaks_reference, capsys)
-    assert_passes(check_leaks_future, leaks_allclose_tensor, capsys)
+    assert_passes(check_leaks_future, leaks_equal_tensor, capsys)
+    assert_passes(check_leaks_future, leaks_vectorised, capsys)
     assert_passes(check_to_mha_mask, mha_reference, capsys)
     assert_passes(check_to_mha_mask, mha_expand_style, capsys)
     from attention_kit.masks import to_torch_mha_mask
@@ -431,3 +562,17 @@ def test_the_checkers_leave_the_global_random_state_alone(capsys):
     check_leaks_future(leaks_reference)  # calls torch.randn many times inside
     check_to_mha_mask(to_torch_mha_mask)  # builds an nn.MultiheadAttention
     assert torch.rand(1) == before
+
+
+def test_hidden_models_do_not_depend_on_the_batch_layout():
+    """A vectorised test stacks its copies in one call: every hidden model must give a
+    sequence the same output wherever it sits in the batch."""
+    from attention_kit.checks.unit07 import _hidden_models, _leak_inputs
+
+    x = _leak_inputs(2, 6, torch.Generator().manual_seed(0))
+    stacked = torch.cat([x.flip(0), x, x[:1]])
+    for description, model, _, _ in _hidden_models(6, 2):
+        with torch.no_grad():
+            alone, together = model(x), model(stacked)
+        assert torch.allclose(together[2:4], alone, atol=1e-6), description
+        assert torch.allclose(together[:2], alone.flip(0), atol=1e-6), description

@@ -18,7 +18,7 @@ from attention_kit.checks import (
 )
 from attention_kit.masks import causal_mask
 from attention_kit.transformer import Block, FeedForward, filter_logits
-from conftest import assert_fails_with, assert_passes
+from conftest import assert_fails_with, assert_passes, with_globals
 
 # --- 08.1 FeedForward ------------------------------------------------------------------
 
@@ -92,9 +92,24 @@ class FFNEinsumWithBuffer(nn.Module):  # right, written differently
         return self.dropout(self.down(h.float()))
 
 
+class FFNWithDropout(FeedForwardVariant):  # right: dropout is the identity in eval
+    def __init__(self, d_model, d_ff, bias=True):
+        super().__init__(d_model, d_ff, bias)
+        self.dropout = nn.Dropout(0.1)
+
+    def forward(self, x):
+        return self.dropout(super().forward(x))
+
+
+class FFNAlwaysDropout(FeedForwardVariant):  # random even in eval mode
+    def forward(self, x):
+        return F.dropout(super().forward(x), 0.1, training=True)
+
+
 def test_feed_forward_reference_and_variants_pass(capsys):
     assert_passes(check_feed_forward, FeedForward, capsys, "FeedForward")
     assert_passes(check_feed_forward, FFNEinsumWithBuffer, capsys)
+    assert_passes(check_feed_forward, FFNWithDropout, capsys)
 
 
 # --- 08.2 TransformerBlock -------------------------------------------------------------
@@ -148,6 +163,21 @@ class BlockVariant(nn.Module):
         if o == "parallel":  # both sub-layers read the same x
             a, w = self.attend(self.norm1(x), mask)
             return x + a + self.ffn(self.norm2(x)), w
+        if o == "and-causal":  # the given mask combined with a causal one
+            n = x.shape[-2]
+            own = None if mask is None else causal_mask(n) & mask
+            a, w = self.attend(self.norm1(x), own)
+            x = x + a
+            return x + self.ffn(self.norm2(x)), w
+        if o == "causal-always":  # a causal mask of its own whenever a mask is given
+            n = x.shape[-2]
+            a, w = self.attend(self.norm1(x), None if mask is None else causal_mask(n))
+            x = x + a
+            return x + self.ffn(self.norm2(x)), w
+        if o == "dropout-always":
+            a, w = self.attend(self.norm1(x), mask)
+            x = x + F.dropout(a, 0.1, training=True)
+            return x + self.ffn(self.norm2(x)), w
         if o == "no-mask":
             a, w = self.attend(self.norm1(x), None)
             x = x + a
@@ -161,11 +191,11 @@ def block_with(order):
     return type(f"Block_{order}", (BlockVariant,), {"order": order})
 
 
-class BlockWithExtras(BlockVariant):  # right: a cached mask buffer, an identity dropout
+class BlockWithExtras(BlockVariant):  # right: a cached mask buffer, dropout (eval)
     def __init__(self, d_model, num_heads, d_ff):
         super().__init__(d_model, num_heads, d_ff)
         self.register_buffer("cached", torch.ones(4, 4, dtype=torch.bool).tril())
-        self.dropout = nn.Dropout(0.0)
+        self.dropout = nn.Dropout(0.1)
 
     def forward(self, x, mask=None):
         h = F.layer_norm(x, x.shape[-1:], self.norm1.weight, self.norm1.bias)
@@ -386,6 +416,27 @@ def sample_squeeze_all(logits, temperature, top_k, generator):
     return torch.multinomial(p, 1, generator=generator).squeeze()
 
 
+def sample_shared_uniform(logits, temperature, top_k, generator):
+    """Inverse CDF with ONE uniform number for the whole batch."""
+    p = distribution_reference(logits, temperature, top_k)
+    u = torch.rand(1, generator=generator)
+    return (p.cumsum(-1) < u).sum(-1).clamp(max=p.shape[-1] - 1)
+
+
+def sample_reseeds_generator(logits, temperature, top_k, generator):
+    generator.manual_seed(0)
+    return sample_reference(logits, temperature, top_k, generator)
+
+
+def sample_from_the_learners_distribution(logits, temperature, top_k, generator):
+    """Right, if the learner's sampling_distribution (Exercise 08.4) is."""
+    p = sampling_distribution(logits, temperature, top_k)
+    return torch.multinomial(p, 1, generator=generator).squeeze(-1)
+
+
+sampling_distribution = distribution_reference  # the learner's 08.4, solved
+
+
 def sample_own_generator(logits, temperature, top_k, generator):
     return sample_reference(
         logits, temperature, top_k, torch.Generator().manual_seed(0)
@@ -408,6 +459,7 @@ def sample_ignores_temperature(logits, temperature, top_k, generator):
 def test_sample_next_right_answers_pass(capsys):
     assert_passes(check_sample_next, sample_reference, capsys, "sample_next")
     assert_passes(check_sample_next, sample_inverse_cdf, capsys)
+    assert_passes(check_sample_next, sample_from_the_learners_distribution, capsys)
 
 
 def test_sample_next_waits_for_the_distribution_exercise(capsys):
@@ -437,6 +489,10 @@ MISTAKES = [
     (check_feed_forward, FFNTwice, "not after"),
     (check_feed_forward, FFNTanhGelu, "tanh approximation"),
     (check_feed_forward, FFNWithNorm, "no other parameters"),
+    (check_feed_forward, FFNAlwaysDropout, "random"),
+    (check_transformer_block, block_with("dropout-always"), "random"),
+    (check_transformer_block, block_with("and-causal"), "combined with a causal mask"),
+    (check_transformer_block, block_with("causal-always"), "replaced by a causal mask"),
     (check_transformer_block, block_with("post"), "post-LN"),
     (check_transformer_block, block_with("parallel"), "in parallel"),
     (check_transformer_block, block_with("stream"), "un-normalised x"),
@@ -480,7 +536,30 @@ MISTAKES = [
     (check_sample_next, sample_ignores_top_k, "outside the top"),
     (check_sample_next, sample_squeeze_all, "squeeze(-1), not"),
     (check_sample_next, sample_ignores_temperature, "differ from softmax"),
-    (check_sample_next, sample_own_generator, "not one you create"),
+    (check_sample_next, sample_own_generator, "was not used"),
+    (check_sample_next, sample_shared_uniform, "one per row"),
+    (check_sample_next, sample_reseeds_generator, "re-seeded"),
+    (  # a right 08.5 calling a wrong 08.4: the core blames 08.4, with 08.4's hint
+        check_sample_next,
+        with_globals(
+            sample_from_the_learners_distribution,
+            sampling_distribution=distribution_multiplied,
+        ),
+        "your sampling_distribution does not pass Exercise 08.4 yet; fix it first",
+    ),
     (check_sample_next, sample_first_row_only, "EACH row"),
     (check_sample_next, sample_int32, "int64"),
 ]
+
+
+def test_naive_exp_overflows_in_the_wide_case():
+    """08.4's wide case (logits * 60, temperature 0.7) reaches past 89 in every row, so
+    exp without the softmax's max subtraction overflows float32 there."""
+    answer_logits = []
+
+    def spy(logits, temperature=1.0, top_k=None):
+        answer_logits.append(logits / temperature)
+        return distribution_reference(logits, temperature, top_k)
+
+    check_sampling_distribution(spy)
+    assert any(bool((scaled.amax(-1) > 89).all()) for scaled in answer_logits)

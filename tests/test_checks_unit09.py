@@ -130,9 +130,49 @@ def step_attends_new_only(q, k, v, cache_k, cache_v):  # the new key alone
     return out, torch.cat([cache_k, k], dim=-2), torch.cat([cache_v, v], dim=-2)
 
 
+def step_naive_softmax(q, k, v, cache_k, cache_v):  # exp without the max subtracted
+    where = torch.tensor([cache_k.shape[-2]])
+    keys = torch.cat([cache_k, apply_rope(k, where)], dim=-2)
+    values = torch.cat([cache_v, v], dim=-2)
+    scores = apply_rope(q, where) @ keys.transpose(-2, -1) / q.shape[-1] ** 0.5
+    weights = scores.exp() / scores.exp().sum(-1, keepdim=True)
+    return weights @ values, keys, values
+
+
+def step_is_causal(q, k, v, cache_k, cache_v):  # PyTorch's mask aligns top-left
+    where = torch.tensor([cache_k.shape[-2]])
+    keys = torch.cat([cache_k, apply_rope(k, where)], dim=-2)
+    values = torch.cat([cache_v, v], dim=-2)
+    out = F.scaled_dot_product_attention(
+        apply_rope(q, where), keys, values, is_causal=True
+    )
+    return out, keys, values
+
+
+def step_float64_inside(q, k, v, cache_k, cache_v):  # correct: float64 work, cast back
+    out, keys, values = cache_step(*(t.double() for t in (q, k, v, cache_k, cache_v)))
+    return out.to(q.dtype), keys.to(q.dtype), values.to(q.dtype)
+
+
+def step_float64_out(q, k, v, cache_k, cache_v):  # float64 work, not cast back
+    return cache_step(*(t.double() for t in (q, k, v, cache_k, cache_v)))
+
+
 def test_attend_with_cache_passes_correct_answers(capsys):
     assert_passes(check_attend_with_cache, cache_step, capsys)
     assert_passes(check_attend_with_cache, cache_step_sdpa, capsys)
+    assert_passes(check_attend_with_cache, step_float64_inside, capsys)
+
+
+def test_attend_with_cache_wide_case_overflows_float32():
+    from attention_kit.checks.unit09 import _step_cases
+
+    q, k, v, cache_k, cache_v, dtype = list(_step_cases())[-1]
+    past = cache_k.shape[-2]
+    keys = torch.cat([cache_k, apply_rope(k, torch.tensor([past]))], dim=-2)
+    scores = apply_rope(q, torch.tensor([past])) @ keys.transpose(-2, -1) / 8**0.5
+    assert dtype == torch.float32 and scores.max() > 89
+    assert torch.isinf(scores.to(torch.float32).exp()).any()
 
 
 # --- 09.2 online_softmax_update -----------------------------------------------------------
@@ -207,10 +247,33 @@ def update_own_block_max(state, scores, values):  # new terms against the block'
     )
 
 
+def update_float64_inside(state, scores, values):  # correct: cast back at the end
+    new = online_softmax_update(
+        tuple(t.double() for t in state), scores.double(), values.double()
+    )
+    return tuple(t.to(scores.dtype) for t in new)
+
+
+def update_float64_out(state, scores, values):  # float64 work, not cast back
+    return online_softmax_update(
+        tuple(t.double() for t in state), scores.double(), values.double()
+    )
+
+
+def update_new_float32_tensors(state, scores, values):  # fresh tensors in float32
+    running_max, running_sum, output = online_softmax_update(state, scores, values)
+    return (
+        torch.tensor(running_max.tolist()),
+        torch.tensor(running_sum.tolist()),
+        torch.tensor(output.tolist()),
+    )
+
+
 def test_online_softmax_update_passes_correct_answers(capsys):
     assert_passes(check_online_softmax_update, online_softmax_update, capsys)
     assert_passes(check_online_softmax_update, update_with_switches(), capsys)
     assert_passes(check_online_softmax_update, update_einsum, capsys)
+    assert_passes(check_online_softmax_update, update_float64_inside, capsys)
 
 
 # --- 09.3 sliding_window_mask -------------------------------------------------------------
@@ -239,6 +302,12 @@ band_inverted = band_with(lambda i, j, w: ~((j <= i) & (i - j < w)))
 band_transposed = band_with(lambda i, j, w: (i <= j) & (j - i < w))
 
 
+def band_all_true_when_wide(n, window):  # window >= n treated as "no restriction"
+    if window >= n:
+        return torch.ones(n, n, dtype=torch.bool)
+    return sliding_window_mask(n, window)
+
+
 def band_fixed_size(n, window):
     return sliding_window_mask(6, window)
 
@@ -260,7 +329,9 @@ def phi(x):
     return F.elu(x) + 1
 
 
-def linear_quadratic(queries, keys, values, causal=False):  # correct: the O(n^2) form
+def linear_quadratic(
+    queries, keys, values, causal=False
+):  # right values, O(n^2) memory
     similarity = phi(queries) @ phi(keys).transpose(-2, -1)
     if causal:
         n = similarity.shape[-1]
@@ -327,10 +398,19 @@ def linear_exclusive_sums(queries, keys, values, causal=False):  # j < i when ca
     return numerator / (q * normalisers).sum(-1, keepdim=True)
 
 
+def linear_float64_inside(queries, keys, values, causal=False):  # correct
+    out = linear_attention(queries.double(), keys.double(), values.double(), causal)
+    return out.to(queries.dtype)
+
+
+def linear_float32_always(queries, keys, values, causal=False):
+    return linear_attention(queries.float(), keys.float(), values.float(), causal)
+
+
 def test_linear_attention_passes_correct_answers(capsys):
     assert_passes(check_linear_attention, linear_attention, capsys)
-    assert_passes(check_linear_attention, linear_quadratic, capsys)
     assert_passes(check_linear_attention, linear_loop, capsys)
+    assert_passes(check_linear_attention, linear_float64_inside, capsys)
 
 
 MISTAKES = [
@@ -346,6 +426,9 @@ MISTAKES = [
     (check_attend_with_cache, step_rotates_whole_cache, "one position per row"),
     (check_attend_with_cache, step_position_plus_one, "positions count from 0"),
     (check_attend_with_cache, step_attends_new_only, "whole grown cache"),
+    (check_attend_with_cache, step_naive_softmax, "overflows float32"),
+    (check_attend_with_cache, step_is_causal, "top-left"),
+    (check_attend_with_cache, step_float64_out, "promises the input's dtype"),
     (check_online_softmax_update, update_max_kept, "running maximum is not updated"),
     (check_online_softmax_update, update_own_block_max, "block's own maximum"),
     (check_online_softmax_update, update_with_switches(rescale="none"), "not rescaled"),
@@ -371,12 +454,15 @@ MISTAKES = [
         "ALL blocks",
     ),
     (check_online_softmax_update, update_in_place, "in place"),
+    (check_online_softmax_update, update_float64_out, "promises the input's dtype"),
+    (check_online_softmax_update, update_new_float32_tensors, "has dtype float32"),
     (check_sliding_window_mask, band_off_by_one, "i - j < window"),
     (check_sliding_window_mask, band_one_short, "window - 1 would leave one out"),
     (check_sliding_window_mask, band_symmetric, "symmetric"),
     (check_sliding_window_mask, band_float, "boolean"),
     (check_sliding_window_mask, band_not_causal, "future keys"),
     (check_sliding_window_mask, band_inverted, "True and False are swapped"),
+    (check_sliding_window_mask, band_all_true_when_wide, "however long the window"),
     (check_linear_attention, linear_with(normalise=False), "normaliser is missing"),
     (check_linear_attention, linear_with(feature=F.elu), "must be positive"),
     (check_linear_attention, linear_with(feature=torch.relu), "relu"),
@@ -385,4 +471,14 @@ MISTAKES = [
     (check_linear_attention, linear_softmax, "softmax attention"),
     (check_linear_attention, linear_scaled_queries, "no scaling"),
     (check_linear_attention, linear_exclusive_sums, "own key included"),
+    (check_linear_attention, linear_quadratic, "never to form"),
+    (check_linear_attention, linear_float32_always, "promises the input's dtype"),
 ]
+
+
+def test_online_softmax_wide_case_overflows_float32():
+    from attention_kit.checks.unit09 import _update_cases
+
+    _, scores, _, _ = list(_update_cases())[-1]
+    assert scores.dtype == torch.float32 and scores.max() > 89
+    assert torch.isinf(scores.exp()).any()

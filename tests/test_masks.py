@@ -154,7 +154,7 @@ def test_n_equals_one_and_batch_one():
 def test_tuple_outputs_and_train_mode_are_handled():
     layer = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5))
     layer.train()
-    assert leaks_future(layer, random(2, 5, 8)) == []  # position-wise, run in eval mode
+    assert leaks_future(layer, random(2, 5, 8)) == []  # position-wise, in both modes
     assert layer.training  # and put back in training mode
 
     def returns_a_tuple(x):  # like the kit's modules: (output, weights)
@@ -321,3 +321,70 @@ def test_causal_band_is_the_rows_of_the_full_mask():
     assert torch.equal(
         causal_band(torch.tensor([3, 4]), torch.arange(2, 5), 2), by_hand
     )
+
+
+class LeaksWhenTraining(nn.Module):
+    """Causal in eval mode; in training a "fast path" forgets the mask, with dropout."""
+
+    def __init__(self, dim=8):
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = nn.Linear(dim, 3 * dim)
+        self.dropout = nn.Dropout(0.2)
+
+    def forward(self, x):
+        q, k, v = self.proj(x).chunk(3, dim=-1)
+        mask = None if self.training else causal_mask(x.shape[1])
+        out, _ = scaled_dot_product_attention(q, k, v, mask)
+        return self.dropout(out)
+
+
+def test_a_leak_in_train_mode_only_is_found_and_labelled():
+    model = LeaksWhenTraining().eval()
+    x = random(2, 5, 8)
+    assert leaks_future(model, x, modes=("eval",)) == []
+    findings = leaks_future(model, x)
+    assert findings and all(f.endswith("(train mode)") for f in findings), findings
+    assert not model.training  # found in eval mode, left in eval mode
+
+
+def test_every_module_gets_its_own_mode_back():
+    model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.1), nn.Linear(8, 8))
+    model.train()
+    model[1].eval()  # a frozen part, as in fine-tuning
+    assert leaks_future(model, random(1, 4, 8)) == []
+    assert [m.training for m in model.modules()] == [True, True, False, True]
+
+
+def test_dropout_in_train_mode_repeats_and_a_causal_model_passes():
+    class CausalWithDropout(FloatModel):
+        def __init__(self):
+            super().__init__(correct)
+            self.dropout = nn.Dropout(0.3)
+
+        def forward(self, x):
+            return self.dropout(super().forward(x))
+
+    model = CausalWithDropout().train()
+    state = torch.random.get_rng_state()
+    assert leaks_future(model, random(2, 6, 8)) == []
+    assert torch.equal(torch.random.get_rng_state(), state)  # global RNG left alone
+
+
+def test_a_mask_cached_for_a_fixed_length_passes_short_inputs_and_leaks_long_ones():
+    cached = causal_mask(8)
+
+    def cached_mask(n):
+        mask = torch.ones(n, n, dtype=torch.bool)
+        k = min(n, 8)
+        mask[:k, :k] = cached[:k, :k]
+        return mask
+
+    model = FloatModel(cached_mask)
+    assert leaks_future(model, random(2, 6, 8)) == []
+    assert leaks_future(model, random(2, 10, 8)) != []
+
+
+def test_modes_are_checked():
+    with pytest.raises(ValueError, match="modes"):
+        leaks_future(FloatModel(correct), random(1, 3, 8), modes=("training",))

@@ -100,3 +100,61 @@ def test_length_generalisation_passes_offset_to_training_and_testing():
     model = train_copy_back("none", 6, max_positions=9, steps=3, offset=3, dim=8)
     assert results["none"] == {n: accuracy(model, n, offset=3) for n in (6, 9)}
     assert results["none beyond"] == {9: accuracy(model, 9, offset=3, from_position=6)}
+
+
+@pytest.mark.parametrize("kind", ["alibi", "t5"])
+def test_score_bias_kinds_are_causal_and_shift_invariant(kind):
+    from attention_kit.position_study import PositionStudyModel
+
+    torch.manual_seed(0)
+    model = PositionStudyModel(kind, vocab_size=5, dim=8)
+    tokens = torch.randint(0, 5, (2, 9))
+    logits, weights = model(tokens)
+    assert (weights.triu(1) == 0).all()
+    changed = tokens.clone()
+    changed[:, 6:] = (changed[:, 6:] + 1) % 5
+    assert torch.allclose(model(changed)[0][:, :6], logits[:, :6])
+    # the bias depends on i - j only: constant along every diagonal
+    bias = model._bias(9)
+    for offset in range(-8, 1):
+        diagonal = bias.diagonal(offset)
+        assert torch.allclose(diagonal, diagonal[0].expand_as(diagonal))
+
+
+def test_prefix_majority_is_the_expected_accuracy_of_a_fair_draw():
+    from attention_kit.position_study import prefix_majority_by_position
+
+    per_position = prefix_majority_by_position(12, num_sequences=300)
+    assert math.isnan(per_position[0]) and math.isnan(per_position[1])
+    # at t = 2 the earlier tokens are 0 and 1: the answer (token 0) is a leader, tied
+    # with token 1 unless the two are equal, so the fair draw scores 1/2 + (1/16) / 2
+    assert abs(per_position[2].item() - (0.5 + 1 / 32)) < 0.06
+    assert (per_position[2:] > 1 / 16).all()
+
+
+def test_bias_bench_rows_tiny_config():
+    from attention_kit.position_study import BIAS_KINDS
+
+    rows = length_generalisation_rows(
+        train_length=6, test_lengths=(6, 12), steps=3, seeds=(0,), kinds=BIAS_KINDS
+    )
+    assert [row[0].split(",")[1].strip() for row in rows[::2]] == [
+        "alibi positions",
+        "t5 positions",
+    ]
+    assert "position-biases" in bench.MEASUREMENTS
+
+
+def test_t5_buckets_beyond_the_training_distances_keep_their_initial_values():
+    """What Lab 06's answer states: distances >= train_length never occur in training,
+    so their buckets get no gradient and keep their random initial biases."""
+    from attention_kit.train import set_seed
+
+    set_seed(4)
+    initial = PositionStudyModel("t5", dim=16, max_positions=20)
+    model = train_copy_back(
+        "t5", train_length=8, max_positions=20, steps=5, dim=16, seed=4
+    )
+    before = initial.score_bias.bias.weight
+    after = model.score_bias.bias.weight
+    assert torch.equal(after[8:], before[8:]) and not torch.equal(after[:8], before[:8])

@@ -213,3 +213,42 @@ def test_block_rotation_by_hand():
         off_blocks[2 * i : 2 * i + 2, 2 * i : 2 * i + 2] = 0
     assert not off_blocks.any()
     assert torch.allclose(matrix @ matrix.T, torch.eye(6, dtype=torch.float64))
+
+
+def test_alibi_slopes_and_bias():
+    from attention_kit.positional import alibi_bias, alibi_slopes
+
+    assert alibi_slopes(8).tolist() == [2.0**-k for k in range(1, 9)]  # Press et al.
+    assert torch.allclose(
+        alibi_slopes(4), torch.tensor([2**-2, 2**-4, 2**-6, 2**-8]).double()
+    )
+    bias = alibi_bias(torch.arange(4), torch.arange(4), alibi_slopes(2))
+    assert bias.shape == (2, 4, 4)
+    assert bias[0, 3, 0] == -(2**-4) * 3 and bias[1, 3, 1] == -(2**-8) * 2
+    # a KV cache: queries at positions 5, 6 against keys 0..6 give the last rows
+    full = alibi_bias(torch.arange(7), torch.arange(7), alibi_slopes(2))
+    assert torch.equal(
+        alibi_bias(torch.arange(5, 7), torch.arange(7), alibi_slopes(2)), full[:, 5:]
+    )
+
+
+def test_t5_buckets():
+    from attention_kit.positional import relative_position_bucket
+
+    distance = torch.arange(0, 300)
+    buckets = relative_position_bucket(distance, num_buckets=32, max_distance=128)
+    assert torch.equal(buckets[:16], torch.arange(16))  # one bucket per small distance
+    assert (buckets.diff() >= 0).all()  # never decreasing with distance
+    assert buckets[127].item() == 31 and (buckets[128:] == 31).all()
+    assert buckets[16].item() == 16 and buckets[63].item() < 31
+    assert relative_position_bucket(torch.tensor([-3])).item() == 0  # a future key
+
+
+def test_t5_bias_module_shapes_and_cache_alignment():
+    from attention_kit.positional import T5RelativeBias
+
+    torch.manual_seed(0)
+    bias = T5RelativeBias(num_heads=3)
+    full = bias(6)
+    assert full.shape == (3, 6, 6)
+    assert torch.equal(bias(2, 6), full[:, 4:])  # the last 2 queries of 6

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
+import sysconfig
+from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -149,8 +155,77 @@ TABLE_MISTAKES_BY_NAME = [
 ]
 
 
+# Code that is not the learner's: its lines are not counted by ``lines_run``.
+_LIBRARY_DIRS = tuple(
+    os.path.realpath(d)
+    for d in {
+        os.path.dirname(torch.__file__),
+        os.path.dirname(np.__file__),
+        os.path.dirname(os.path.dirname(__file__)),  # attention_kit
+        sysconfig.get_paths()["stdlib"],
+        sysconfig.get_paths()["purelib"],
+    }
+)
+
+
+def _is_library(filename: str) -> bool:
+    return os.path.realpath(filename).startswith(_LIBRARY_DIRS)
+
+
+def lines_run(c: Checker, answer: Callable, *args: Any) -> tuple[Any, int | None]:
+    """``(answer(*args), how many lines of the learner's code ran)``, through ``c.call``.
+
+    Only lines outside torch, numpy, the standard library and attention_kit count, so a
+    vectorised answer runs the same number of lines at every size and a Python loop
+    runs more as the table grows. The count is ``None`` when another tracer (a debugger,
+    coverage) is active: the rule is then not checked rather than fought over.
+    """
+    if sys.gettrace() is not None:
+        return c.call(answer, *args), None
+    count = 0
+
+    def local(frame, event, arg):
+        nonlocal count
+        if event == "line":
+            count += 1
+        return local
+
+    def tracer(frame, event, arg):
+        return None if _is_library(frame.f_code.co_filename) else local
+
+    sys.settrace(tracer)
+    try:
+        result = c.call(answer, *args)
+    finally:
+        sys.settrace(None)
+    return result, count
+
+
+NO_LOOP_HINT = (
+    "the statement asks for no Python loop, and yours runs more lines of code for a "
+    "bigger table ({small} lines for {small_size}, {big} for {big_size}): build every "
+    "angle at once, t = torch.arange(num_positions)[:, None] times the frequencies "
+    "10000 ** (-torch.arange(0, dim, 2) / dim) (shape (1, dim / 2)), then fill the "
+    "even columns with their sine and the odd ones with their cosine."
+)
+
+
 @exercise("06.1", "sinusoidal_encoding")
 def check_sinusoidal_encoding(c: Checker, answer) -> None:
+    _check_sinusoidal_values(c, answer)
+    sizes = [(4, 2), (48, 32)]
+    counts = [lines_run(c, answer, *size)[1] for size in sizes]
+    if None not in counts:
+        small, big = counts
+        c.expect(
+            big <= small + 4,
+            NO_LOOP_HINT.format(
+                small=small, big=big, small_size=sizes[0], big_size=sizes[1]
+            ),
+        )
+
+
+def _check_sinusoidal_values(c: Checker, answer) -> None:
     for num_positions, dim in [(50, 16), (1, 2), (7, 2), (3, 6)]:
         what = f"sinusoidal_encoding({num_positions}, {dim})"
         table = c.tensor(
@@ -220,13 +295,24 @@ def check_offset_rotation(c: Checker, answer) -> None:
 
 
 def _rotation_mistakes(delta: int, dim: int, expected: Tensor) -> list:
-    mistakes = [
-        (
+    if delta < 0:
+        # The offsets 3, 1 and 0 passed: a matrix for -delta now is a sign slip.
+        backwards = (
             expected.T,
-            "your matrix moves backwards: R @ PE[t] gives PE[t - delta]. "
-            "Rows 2i and 2i+1 of block i are [cos b, sin b] and [-sin b, cos b] "
-            "(the pair is (sin, cos), in that order).",
-        ),
+            f"for delta = {delta} your matrix is R_{-delta}: it moves forwards by "
+            f"{-delta} instead of backwards. Your blocks are right for positive offsets; "
+            "use delta with its sign (b = delta * w_i is negative here), not abs(delta) "
+            "or a loop over range(delta).",
+        )
+    else:
+        backwards = (
+            expected.T,
+            f"for delta = {delta} your matrix moves backwards: R @ PE[t] gives "
+            "PE[t - delta]. Rows 2i and 2i+1 of block i are [cos b, sin b] and "
+            "[-sin b, cos b] (the pair is (sin, cos), in that order).",
+        )
+    mistakes = [
+        backwards,
         (
             _block_matrix(delta, dim, base=1000.0),
             "the base is 10000 (ten thousand), not 1000.",
@@ -262,7 +348,17 @@ def _rotation_mistakes(delta: int, dim: int, expected: Tensor) -> list:
                 "by delta * w_i, w_i = 10000 ** (-2i / dim).",
             )
         )
-    if delta != 0:
+    if delta < 0:
+        mistakes.insert(
+            0,
+            (
+                torch.eye(dim, dtype=torch.float64),
+                f"for delta = {delta} your matrix is the identity, though the positive "
+                "offsets passed: a loop over range(delta) runs no step for a negative "
+                "offset. Compute each block's angle b = delta * w_i directly.",
+            ),
+        )
+    elif delta != 0:
         mistakes.append(
             (
                 torch.eye(dim, dtype=torch.float64),
@@ -358,18 +454,20 @@ def check_apply_rope(c: Checker, answer) -> None:
     ]
     for shape, positions, what in cases:
         x = torch.randn(*shape, generator=g)
+        raw = c.call(
+            answer,
+            x,
+            positions,
+            error_hint="x may have any number of leading axes: (seq, dim), "
+            "(batch, seq, dim), (batch, heads, seq, dim). Read dim as x.shape[-1], "
+            "the sequence as x.shape[-2], and slice with x[..., 0::2].",
+        )
         out = c.tensor(
-            c.call(
-                answer,
-                x,
-                positions,
-                error_hint="x may have any number of leading axes: (seq, dim), "
-                "(batch, seq, dim), (batch, heads, seq, dim). Read dim as x.shape[-1], "
-                "the sequence as x.shape[-2], and slice with x[..., 0::2].",
-            ),
+            raw,
             f"apply_rope on {what}",
             shape=shape,
             shape_hint="RoPE rotates each vector in place: the output has the shape of x.",
+            dtype=x.dtype,
         )
         mistakes = [
             (rope_variant(x, positions, **w), hint) for w, hint in ROPE_MISTAKES
@@ -406,18 +504,13 @@ def check_apply_rope(c: Checker, answer) -> None:
         )
     x = torch.randn(3, 4, 8, generator=g, dtype=torch.float64)
     raw = c.call(answer, x, torch.arange(4))
-    out = c.tensor(raw, "apply_rope on float64 x", shape=x.shape)
-    c.expect(
-        raw.dtype == torch.float64,
-        f"for a float64 x the output should be float64 too, yours is {raw.dtype}: "
-        "compute cos and sin in x.dtype (e.g. angles.to(x.dtype)), do not hard-code "
-        "float32.",
-    )
+    out = c.tensor(raw, "apply_rope on float64 x", shape=x.shape, dtype=x.dtype)
     c.expect_close(
         out,
         apply_rope(x, torch.arange(4)),
         "apply_rope on a float64 x is wrong.",
     )
+    _check_rope_half_precision(c, answer, g)
     x = torch.randn(2, 3, 8, generator=g, requires_grad=True)
     out = c.call(answer, x, torch.arange(3))
     c.gradients(
@@ -426,6 +519,28 @@ def check_apply_rope(c: Checker, answer) -> None:
         "apply_rope's backward pass",
         "RoPE sits inside a trained model, so gradients must flow through it.",
     )
+
+
+def _check_rope_half_precision(c: Checker, answer, g: torch.Generator) -> None:
+    """Half-precision x at large positions: the angles must be computed in float32 or
+    float64. bfloat16 keeps 8 bits of mantissa, so 8191 * w_0 is rounded to 8192 and
+    the angles of later pairs are off by up to a radian or more."""
+    positions = torch.tensor([1000, 2047, 4095, 8191])
+    for dtype, tolerance in ((torch.bfloat16, 0.06), (torch.float16, 0.02)):
+        x = torch.randn(2, 4, 8, generator=g).to(dtype)
+        what = f"apply_rope on a {dtype} x at positions {positions.tolist()}"
+        raw = c.call(answer, x, positions)
+        out = c.tensor(raw, what, shape=x.shape, dtype=dtype)
+        expected = apply_rope(x.double(), positions)
+        gap = (out - expected).abs().max().item()
+        c.expect(
+            gap <= tolerance,
+            f"{what} is off by up to {gap:.2g} (rounding x's dtype explains at most "
+            f"{tolerance}). Compute the angles positions * w_i in float32 or float64 "
+            f"whatever x's dtype, and cast only cos and sin to x.dtype: in {dtype} the "
+            "position 8191 itself is not representable, and an angle of thousands of "
+            "radians rounded to 8 or 11 bits is wrong by whole radians.",
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -490,12 +605,14 @@ def check_rope_self_attention(c: Checker, answer) -> None:
             f"weights for {what}",
             shape=(*x.shape[:-1], n),
             shape_hint="One row per query and one column per key: (..., seq, seq).",
+            dtype=x.dtype,
         )
         output = c.tensor(
             output,
             f"output for {what}",
             shape=(*x.shape[:-1], d_v),
             shape_hint="The output has one row per token and d_v = W_v.shape[1] columns.",
+            dtype=x.dtype,
         )
         expected_output, expected_weights = _attention_variant(x, W_q, W_k, W_v)
         wrong = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from torch import Tensor, nn
 
 from ..masks import causal_mask, padded_causal_mask, padding_mask
 from .core import Checker, describe, exercise, random_generator
+from .unit06 import lines_run
 
 
 def _bool_mask(
@@ -72,15 +74,23 @@ def _expect_mask(
     )
 
 
+def _fixed_size_hint(value: Any, n: int) -> str:
+    shape = tuple(value.shape) if isinstance(value, Tensor) else ()
+    if len(shape) == 2 and shape != (n, n) and max(shape) < n:
+        return (
+            f"For n = {n} your mask is {shape}: it looks cut from a table of a fixed "
+            "size. A model meets lengths you did not plan for; build the mask for the n "
+            "you are given, e.g. torch.ones(n, n, dtype=torch.bool).tril()."
+        )
+    return "One row per query and one column per key: (n, n)."
+
+
 @exercise("07.1", "causal_mask")
 def check_causal_mask(c: Checker, answer) -> None:
-    for n in (5, 1, 8):
+    for n in (5, 1, 8, 33):
+        value, lines = lines_run(c, answer, n)
         mask = _bool_mask(
-            c,
-            c.call(answer, n),
-            f"causal_mask({n})",
-            (n, n),
-            "One row per query and one column per key: (n, n).",
+            c, value, f"causal_mask({n})", (n, n), _fixed_size_hint(value, n)
         )
         ones = torch.ones(n, n, dtype=torch.bool)
         _expect_mask(
@@ -123,6 +133,24 @@ def check_causal_mask(c: Checker, answer) -> None:
                 ),
             ],
         )
+    # Lengths beyond any table a model might keep (GPT-2's 1024, 4096): the answer must
+    # build its mask for n. A Python loop over entries takes minutes at 4099, so an answer
+    # whose code ran hundreds of lines at n = 33 is tried at 1025 only.
+    for n in (1025, 4099) if lines is None or lines < 200 else (1025,):
+        value = c.call(answer, n)
+        mask = _bool_mask(
+            c, value, f"causal_mask({n})", (n, n), _fixed_size_hint(value, n)
+        )
+        _expect_mask(
+            c,
+            mask,
+            causal_mask(n),
+            f"causal_mask({n}) is wrong although the small sizes passed: is part of it "
+            "taken from a table of fixed size? Build the whole (n, n) mask for the n you "
+            "are given.",
+            mistakes=[],
+        )
+        del value, mask
 
 
 def _padded_mistakes(lengths: Tensor, n: int) -> list[tuple[Tensor, str]]:
@@ -179,6 +207,32 @@ def _padded_mistakes(lengths: Tensor, n: int) -> list[tuple[Tensor, str]]:
     ]
 
 
+def _padded_error_hint(batch: int, n: int) -> Callable[[Exception], str]:
+    def hint(error: Exception) -> str:
+        text = str(error)
+        sizes = [int(s) for s in re.findall(r"tensor [ab] \((\d+)\)", text)]
+        odd = [s for s in sizes if s not in (1, batch, n)]
+        if odd:
+            return (
+                f"part of your mask is {odd[0]} long where the batch is padded to n = {n}: "
+                "is it cut from a table of fixed size? Build the causal mask for the n "
+                "you are given."
+            )
+        if "must match the size" in text or "broadcast" in text:
+            return (
+                "the shapes do not broadcast: the causal mask is (n, n) and the padding "
+                "mask (batch, n). Give the padding mask a query axis, padding[:, None, :] "
+                "of shape (batch, 1, n): then causal & padding[:, None, :] is "
+                "(batch, n, n)."
+            )
+        return (
+            "lengths is a tensor (batch,); compare torch.arange(n) with lengths[:, None] "
+            "to get the (batch, n) padding mask."
+        )
+
+    return hint
+
+
 @exercise("07.2", "padded_causal_mask")
 def check_padded_causal_mask(c: Checker, answer) -> None:
     cases = [
@@ -187,20 +241,25 @@ def check_padded_causal_mask(c: Checker, answer) -> None:
         (torch.tensor([3]), 3, "a batch of one sequence, no padding"),
         (torch.tensor([1, 1]), 1, "n = 1"),
         (torch.tensor([3, 0]), 4, "a sequence of length 0"),
+        (torch.tensor([4, 2, 3, 1]), 4, "batch == n = 4"),
+        (torch.tensor([1000, 37]), 1100, "n = 1100"),
     ]
     for lengths, n, description in cases:
         batch = len(lengths)
-        value = c.call(
-            answer,
-            lengths,
-            n,
-            error_hint="lengths is a tensor (batch,); compare torch.arange(n) with "
-            "lengths[:, None] to get the (batch, n) padding mask.",
-        )
+        value = c.call(answer, lengths, n, error_hint=_padded_error_hint(batch, n))
         shape_hint = "One (n, n) mask per sequence: (batch, n, n)."
         longest = int(lengths.max())
-        if isinstance(value, Tensor) and tuple(value.shape) == (batch, 1, n, n):
+        shape = tuple(value.shape) if isinstance(value, Tensor) else ()
+        if shape == (batch, 1, n, n):
             shape_hint = "Return (batch, n, n), without the head axis."
+        elif shape in ((1, n, n), (n, n)) and batch == n:
+            shape_hint = (
+                f"Your mask is {shape}: with batch == n = {n}, the (batch, n) padding "
+                "mask was lined up with the (n, n) causal mask as if it were one more "
+                "(n, n) mask, row b of it applied to query b. Give it a query axis, "
+                "padding[:, None, :] of shape (batch, 1, n), so that it masks the keys "
+                "of every query of sequence b."
+            )
         elif (
             isinstance(value, Tensor)
             and tuple(value.shape) == (batch, longest, longest)
@@ -224,27 +283,43 @@ def check_padded_causal_mask(c: Checker, answer) -> None:
 
 
 # --- the leakage test -------------------------------------------------------------
+#
+# Every hidden model works row by row: what it computes for one sequence never depends on
+# where that sequence sits in the batch, so an answer may stack all its modified copies
+# into one call. Each model records the inputs it is called on, so that a wrong verdict
+# can be explained: did the answer change the right inputs, or compare the outputs in a
+# way that cannot see this model's leak?
 
 
 class _HiddenModel(nn.Module):
-    """One self-attention layer with fixed random weights and a chosen mask rule."""
+    """One self-attention layer with fixed random weights and a chosen mask rule.
+
+    ``fill`` is what a forbidden score becomes: -inf for a real mask, a finite number for
+    a mask that only pushes the future down (a leak of about exp(fill))."""
 
     def __init__(
-        self, mask_rule: Callable[[int], Tensor | None], seed: int, dim: int = 6
+        self,
+        mask_rule: Callable[[int], Tensor | None],
+        seed: int,
+        dim: int = 6,
+        fill: float = float("-inf"),
     ):
         super().__init__()
         g = random_generator(seed)
         self.mask_rule = mask_rule
+        self.fill = fill
         self.w = torch.randn(dim, 3 * dim, generator=g) / math.sqrt(dim)
         self.w_out = torch.randn(dim, dim, generator=g) / math.sqrt(dim)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def attend(self, x: Tensor, mask: Tensor | None) -> Tensor:
         q, k, v = (x @ self.w.to(x.dtype)).chunk(3, dim=-1)
         scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-        mask = self.mask_rule(x.shape[1])
         if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        out = torch.softmax(scores, dim=-1) @ v
+            scores = scores.masked_fill(~mask, self.fill)
+        return torch.softmax(scores, dim=-1) @ v
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.attend(x, self.mask_rule(x.shape[1]))
         return x + out @ self.w_out.to(x.dtype)  # a residual, like a real block
 
 
@@ -258,18 +333,91 @@ def _with_extra(pairs: list[tuple[int, int]]) -> Callable[[int], Tensor]:
     return rule
 
 
-class _SecondSequenceUnmasked(_HiddenModel):
-    """Causal for every sequence of the batch but the second, which has no mask (like a
-    padding bug that hits one sequence only)."""
+def _cached_for(size: int) -> Callable[[int], Tensor]:
+    """A mask built once for ``size`` positions; longer inputs get True beyond it."""
+    cached = causal_mask(size)
+
+    def rule(n: int) -> Tensor:
+        mask = torch.ones(n, n, dtype=torch.bool)
+        k = min(n, size)
+        mask[:k, :k] = cached[:k, :k]
+        return mask
+
+    return rule
+
+
+class _SomeSequencesUnmasked(_HiddenModel):
+    """Causal, except for the sequences whose first input has a positive first feature:
+    those get no mask (like a padding bug that hits some sequences only). Decided by
+    the sequence's own content, never by its index in the batch."""
 
     def __init__(self, seed: int):
         super().__init__(causal_mask, seed)
-        self.unmasked = _HiddenModel(lambda m: None, seed)
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat(
-            [super().forward(x[:1]), self.unmasked(x[1:2]), super().forward(x[2:])]
+        n = x.shape[1]
+        unmasked = (x[:, 0, 0] > 0)[:, None, None]  # (batch, 1, 1)
+        mask = causal_mask(n) | unmasked  # (batch, n, n)
+        return x + self.attend(x, mask) @ self.w_out.to(x.dtype)
+
+
+class _OneHeadLeaks(_HiddenModel):
+    """Two heads: head 0 is causal and writes every output feature but the last; head 1
+    has no mask and writes only the last feature."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        n = x.shape[1]
+        good = self.attend(x, causal_mask(n)) @ self.w_out.to(x.dtype)
+        leaky = self.attend(x, None) @ self.w_out.to(x.dtype)
+        return x + torch.cat([good[..., :-1], leaky[..., -1:]], dim=-1)
+
+
+class _TurnedByTheFuture(_HiddenModel):
+    """Causal attention, then the first three output features of position t turned about
+    the axis (1, 1, 1) by an angle that depends on the inputs after t: the sum and the
+    norm of each output stay the same (up to rounding), the output does not."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = super().forward(x)
+        after = x.sum(dim=-1).flip(1).cumsum(1).flip(1) - x.sum(dim=-1)  # sum after t
+        angle = 0.1 * after[..., None]  # (batch, n, 1), radians
+        v = out[..., :3]
+        axis = torch.ones(3, dtype=x.dtype) / math.sqrt(3)
+        along = (v * axis).sum(-1, keepdim=True) * axis
+        across = v - along
+        turned = (
+            along
+            + across * torch.cos(angle)
+            + torch.linalg.cross(axis.expand_as(v), across) * torch.sin(angle)
         )
+        return torch.cat([turned, out[..., 3:]], dim=-1)
+
+
+class _LastFeatureOverSequence(_HiddenModel):
+    """Causal attention on inputs whose LAST feature was normalised over the sequence
+    axis (dim=1) instead of the feature axis: every position reads the last feature of
+    every other position, and nothing else leaks."""
+
+    def __init__(self, seed: int):
+        super().__init__(causal_mask, seed)
+
+    def forward(self, x: Tensor) -> Tensor:
+        last = x[..., -1:]
+        scaled = last / last.norm(dim=1, keepdim=True)
+        return super().forward(torch.cat([x[..., :-1], scaled], dim=-1))
+
+
+class _Scaled(nn.Module):
+    """Another model's outputs times ``scale``: a leak of a few millionths of outputs
+    near ``scale`` is far below any absolute tolerance."""
+
+    def __init__(self, model: nn.Module, scale: float):
+        super().__init__()
+        self.model = model
+        self.scale = scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x) * self.scale
 
 
 class _Positionwise(nn.Module):
@@ -282,42 +430,118 @@ class _SdpaCausal(nn.Module):
         return F.scaled_dot_product_attention(x, x, x, is_causal=True)
 
 
-def _hidden_models(
-    n: int, batch: int
-) -> list[tuple[str, Callable[[Tensor], Tensor], list[int]]]:
-    """(description, model, positions that see the future) for inputs (batch, n, ...)."""
+class _Recording(nn.Module):
+    """Calls ``model`` and keeps a copy of every input it was called on."""
+
+    def __init__(self, model: Callable[[Tensor], Tensor]):
+        super().__init__()
+        self.model = model
+        self.seen: list[Tensor] = []
+
+    def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, Tensor):
+            self.seen.append(x.detach().clone())
+        return self.model(x)
+
+
+# Kinds of leak that a test with a loose comparison cannot see: the hint for each.
+TINY = (
+    "its masked scores are -13 instead of -inf, so the future keys keep a weight near "
+    "1e-6 and the outputs move by a few millionths"
+)
+TINY_AND_SMALL = (
+    "its outputs are near 1e-3 and its masked scores -13 instead of -inf, so the outputs "
+    "move by a few billionths, below any absolute tolerance"
+)
+ONE_FEATURE = (
+    "its leak shows in the last output feature only (one head of two is unmasked)"
+)
+SUMMARY = (
+    "its leak turns the outputs at t without changing their sum, mean or norm (up to "
+    "rounding)"
+)
+SOME_INPUT_FEATURES = "its leak reads only the LAST feature of the inputs after t"
+
+
+def _hidden_models(n: int, batch: int) -> list[tuple[str, nn.Module, list[int], str]]:
+    """(description, model, positions that see the future, how the leak hides) for
+    inputs (batch, n, 6) whose sequence 0 starts with a negative first feature and
+    sequence 1 (if any) with a positive one."""
     every = list(range(n - 1))
-    return [
-        ("a correct causal model", _HiddenModel(causal_mask, 701), []),
-        ("PyTorch's SDPA with is_causal=True", _SdpaCausal(), []),
-        ("a position-wise model (no attention)", _Positionwise(), []),
+    models = [
+        ("a correct causal model", _HiddenModel(causal_mask, 701), [], ""),
+        ("PyTorch's SDPA with is_causal=True", _SdpaCausal(), [], ""),
+        ("a position-wise model (no attention)", _Positionwise(), [], ""),
         (
             "a mask off by one (tril with diagonal=1)",
             _HiddenModel(lambda m: torch.ones(m, m, dtype=torch.bool).tril(1), 702),
             every,
+            "",
         ),
-        ("a model with no mask", _HiddenModel(lambda m: None, 703), every),
+        ("a model with no mask", _HiddenModel(lambda m: None, 703), every, ""),
         (
             "a mask built for length 12 and sliced from the wrong corner",
             _HiddenModel(lambda m: causal_mask(12)[12 - m :, :m], 704),
             every,
+            "",
         ),
         (
             "a model where only position n-2 sees position n-1",
             _HiddenModel(_with_extra([(-2, -1)]), 705),
             [n - 2],
+            "",
         ),
         (
             "a model where only position 1 sees position 4 (and nothing else leaks)",
             _HiddenModel(_with_extra([(1, 4)]), 706),
             [1],
+            "",
         ),
         (
-            "a model where only the second sequence of the batch has no mask",
-            _SecondSequenceUnmasked(708),
+            "a model where the sequences that start with a positive first feature "
+            "have no mask",
+            _SomeSequencesUnmasked(708),
             every if batch > 1 else [],
+            "",
+        ),
+        (
+            "a mask cached for 8 positions (True beyond them)",
+            _HiddenModel(_cached_for(8), 709),
+            every if n > 8 else [],
+            "",
+        ),
+        (
+            "a model whose masked scores are -13 instead of -inf",
+            _HiddenModel(causal_mask, 710, fill=-13.0),
+            every,
+            TINY,
+        ),
+        (
+            "a model with outputs near 1e-3 whose masked scores are -13 instead of -inf",
+            _Scaled(_HiddenModel(causal_mask, 714, fill=-13.0), 1e-3),
+            every,
+            TINY_AND_SMALL,
+        ),
+        (
+            "a model with one unmasked head of two",
+            _OneHeadLeaks(causal_mask, 711),
+            every,
+            ONE_FEATURE,
+        ),
+        (
+            "a model that turns its outputs by an angle read from the future",
+            _TurnedByTheFuture(causal_mask, 712),
+            every,
+            SUMMARY,
+        ),
+        (
+            "a model that normalises its last input feature over the sequence",
+            _LastFeatureOverSequence(713),
+            every,
+            SOME_INPUT_FEATURES,
         ),
     ]
+    return models
 
 
 def _positions(c: Checker, value: Any, what: str) -> list[int]:
@@ -353,6 +577,106 @@ def _positions(c: Checker, value: Any, what: str) -> list[int]:
     return [int(t) for t in value]
 
 
+def _future_replaced(seen: list[Tensor], inputs: Tensor, t: int) -> str:
+    """How the answer's calls treated the inputs after t. "" when, for every sequence b,
+    some call kept inputs[b, :t + 1] and changed every number of inputs[b, t + 1:];
+    otherwise the closest it came, for the hint: "not every sequence", "features" (some
+    features of the future left as they were), "positions" (some positions after t left
+    as they were, t + 1 changed), "later" (only positions after t + 1 changed) or
+    "none"."""
+    kinds = []
+    for b in range(inputs.shape[0]):
+        past, future = inputs[b, : t + 1], inputs[b, t + 1 :]
+        kind = "none"
+        for x in seen:
+            if x.dim() != inputs.dim() or x.shape[1:] != inputs.shape[1:]:
+                continue
+            keeps = (x[:, : t + 1] == past).flatten(1).all(dim=1)  # (rows,)
+            changed = (x[keeps, t + 1 :] != future).flatten(2)  # (rows, n - t - 1, -1)
+            if not len(changed) or not bool(changed.any()):
+                continue
+            if bool(changed.flatten(1).all(dim=1).any()):
+                kind = ""
+                break
+            if bool(changed.any(dim=2).all(dim=1).any()):
+                kind = "features"
+            elif bool(changed[:, 0].any()) and kind != "features":
+                kind = "positions"
+            elif kind == "none":
+                kind = "later"
+        kinds.append(kind)
+    if all(k == "" for k in kinds):
+        return ""
+    if "" in kinds:
+        return "not every sequence"
+    for kind in ("features", "positions", "later"):
+        if kind in kinds:
+            return kind
+    return "none"
+
+
+FLIP_NOTE = (
+    "A flip or a shuffle of the inputs after t can leave some of them where they were "
+    "(for t = n - 2 there is only one): use fresh values, "
+    "torch.randn(changed[:, t + 1:].shape)."
+)
+
+
+def _missed_hint(
+    what: str,
+    found: list[int],
+    expected: list[int],
+    missed: list[int],
+    replaced: dict[int, str],
+    hides: str,
+) -> str:
+    """The hint for an answer that did not report the positions ``missed``."""
+    start = f"{what} returned {found}, but the positions {expected} see the future. "
+    badly = {t: how for t, how in replaced.items() if how}
+    if badly:
+        t, how = next(iter(badly.items()))
+        if how == "not every sequence":
+            return start + (
+                f"For t = {t} your calls did not change the inputs after t of EVERY "
+                "sequence of the batch: change inputs[:, t + 1:] for the whole batch and "
+                "compare out[:, t] for every sequence, not only sequence 0."
+            )
+        if how == "features":
+            reason = (
+                f" (this model: {SOME_INPUT_FEATURES})"
+                if hides == SOME_INPUT_FEATURES
+                else ""
+            )
+            return start + (
+                f"For t = {t} your calls changed only some features of the inputs after "
+                f"t{reason}. Replace ALL the inputs after t, every position and every "
+                "feature: changed[:, t + 1:] = torch.randn(changed[:, t + 1:].shape)."
+            )
+        if how == "positions":
+            return start + (
+                f"For t = {t} your calls changed only some of the positions after t. "
+                "Change ALL the inputs after t (not just the next one). " + FLIP_NOTE
+            )
+        if how == "none at the end":
+            return start + (
+                f"For t = {t} there is one input after t, and none of your calls changed "
+                "it while keeping the inputs up to t, though you did so for earlier t. "
+                + FLIP_NOTE
+            )
+        return start + (
+            f"Your test never changed the inputs after t = {t} while keeping those up to "
+            "t. For EVERY position t from 0 to n - 2, change ALL the inputs after t and "
+            "compare the output at t. " + FLIP_NOTE
+        )
+    reason = f": {hides}" if hides else ""
+    return start + (
+        f"Your calls changed the right inputs, yet the comparison missed t = {missed[0]} "
+        f"on this model{reason}. Compare the whole output at t exactly, "
+        "torch.equal(out_changed[:, t], out[:, t]): not allclose with a tolerance, not "
+        "a norm, sum, mean or argmax, not one feature, not in half precision."
+    )
+
+
 @exercise("07.3", "leaks_future")
 def check_leaks_future(c: Checker, answer) -> None:
     # The learner's test draws its replacements from the global RNG: give it a fixed seed
@@ -362,12 +686,22 @@ def check_leaks_future(c: Checker, answer) -> None:
         _check_leaks_future(c, answer)
 
 
+def _leak_inputs(batch: int, n: int, g: torch.Generator) -> Tensor:
+    inputs = torch.randn(batch, n, 6, generator=g)
+    inputs[:, 0, 0] = inputs[:, 0, 0].abs()
+    inputs[0, 0, 0] = -inputs[
+        0, 0, 0
+    ]  # sequence 0 starts negative, the others positive
+    return inputs
+
+
 def _check_leaks_future(c: Checker, answer) -> None:
     g = random_generator(703)
-    for batch, n in ((2, 6), (1, 7)):
-        inputs = torch.randn(batch, n, 6, generator=g)
-        for description, model, expected in _hidden_models(n, batch):
+    for batch, n in ((2, 6), (1, 7), (2, 11)):
+        inputs = _leak_inputs(batch, n, g)
+        for description, hidden, expected, hides in _hidden_models(n, batch):
             what = f"leaks_future on {description} (inputs {tuple(inputs.shape)})"
+            model = _Recording(hidden)
             found = _positions(
                 c,
                 c.call(
@@ -400,25 +734,17 @@ def _check_leaks_future(c: Checker, answer) -> None:
                     "the inputs AFTER t (inputs[:, t + 1:]), compare only the output AT "
                     "t, and run the model on the original inputs for the comparison."
                 )
-            if not found and isinstance(model, _SecondSequenceUnmasked):
-                c.fail(
-                    f"{what} found no leak, but the positions {expected} of the second "
-                    "sequence see the future. Change the inputs of EVERY sequence "
-                    "(inputs[:, t + 1:]) and compare out[:, t] for the whole batch, not "
-                    "only sequence 0."
-                )
-            if not found:
-                c.fail(
-                    f"{what} found no leak, but the positions {expected} see the future. "
-                    "For EVERY position t from 0 to n - 2, change ALL the inputs after t "
-                    "(not just the last one, or the next one) and compare the output at t."
-                )
-            if set(found) < set(expected):
-                c.fail(
-                    f"{what} returned {found}, but the positions {expected} see the "
-                    "future. Test EVERY position t from 0 to n - 2, not only some."
-                )
-            if set(found) > set(expected) and n - 2 not in expected:
+            missed = [t for t in expected if t not in found]
+            if missed:
+                replaced = {t: _future_replaced(model.seen, inputs, t) for t in missed}
+                if (
+                    n > 2
+                    and replaced.get(n - 2) == "none"
+                    and _future_replaced(model.seen, inputs, 0) != "none"
+                ):
+                    replaced[n - 2] = "none at the end"
+                c.fail(_missed_hint(what, found, expected, missed, replaced, hides))
+            if n - 2 not in expected:
                 c.fail(
                     f"{what} returned {found}; only {expected} see the future. Report t "
                     "only when the output AT position t changes (out[:, t]), not when an "

@@ -8,9 +8,30 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..masks import causal_mask
+from ..masks import causal_mask, padding_mask
 from ..transformer import Block, FeedForward, filter_logits
 from .core import Checker, exercise, random_generator
+
+RANDOMNESS_HINT = (
+    "two calls on the same input gave different outputs: something in your module is "
+    "random. The checker calls .eval(), which turns nn.Dropout into the identity; "
+    "F.dropout(..., training=True) or a random draw in forward stays random. The "
+    "statement's network has no dropout: leave it out."
+)
+
+
+def _for_inference(c: Checker, module, *args) -> None:
+    """Put the learner's module in eval mode (an nn.Dropout it may hold then does
+    nothing) and fail with a hint if two calls on the same input still differ."""
+    module.eval()
+    with torch.no_grad():
+        first, second = (c.call(module, *args) for _ in range(2))
+    if isinstance(first, tuple | list) and first:
+        first, second = first[0], second[0]
+    tensors = isinstance(first, Tensor) and isinstance(second, Tensor)
+    if tensors and first.shape == second.shape and not torch.equal(first, second):
+        c.fail(RANDOMNESS_HINT)
+
 
 # --- 08.1 FeedForward -------------------------------------------------------------------
 
@@ -30,6 +51,7 @@ def check_feed_forward(c: Checker, answer) -> None:
         bias_hint="the network has two layers, up and down, and no other parameters "
         "(no LayerNorm or extra layer: the block around it has those).",
     )
+    _for_inference(c, module, torch.randn(2, 3, d_model, generator=g))
     up, down = reference.up, reference.down
     for shape in [(2, 5, d_model), (3, d_model), (1, 1, d_model)]:
         x = torch.randn(shape, generator=g)
@@ -85,6 +107,7 @@ def check_feed_forward(c: Checker, answer) -> None:
         "bias=bias.",
     )
     x = torch.randn(2, 3, d_model, generator=g)
+    _for_inference(c, module, x)
     out = c.tensor(c.call(module, x), "FeedForward(..., bias=False)(x)", shape=x.shape)
     with torch.no_grad():
         c.expect_close(out, plain(x), "with bias=False: down(gelu(up(x))), no biases.")
@@ -154,6 +177,29 @@ def block_variants(
         )
     )
     if mask is not None:
+        n = x.shape[-2]
+        causal = causal_mask(n)
+        if not torch.equal(
+            mask & causal, mask.expand(torch.broadcast_shapes(mask.shape, causal.shape))
+        ):
+            own_hint = (
+                "pass the given mask on unchanged: it need not be causal (an encoder "
+                "block gets a padding mask alone, for example). The model builds the "
+                "causal mask and passes it in; the block adds none of its own."
+            )
+            mistakes.append(
+                (
+                    block(x, mask & causal)[0],
+                    "the mask is combined with a causal mask of your own: " + own_hint,
+                )
+            )
+            mistakes.append(
+                (
+                    block(x, causal)[0],
+                    "the given mask is replaced by a causal mask of your own: "
+                    + own_hint,
+                )
+            )
         unmasked = block(x, None)[0]
         hint = "the mask is not used: pass it on, self.attention(normed, normed, normed, mask)."
         mistakes.append((unmasked, hint))
@@ -193,11 +239,22 @@ def check_transformer_block(c: Checker, answer) -> None:
         bias_hint="keep the given __init__: norm1, attention, norm2 and ffn, and no "
         "other layers with parameters.",
     )
-    cases = [(2, 5, causal_mask(5)), (2, 4, None), (1, 1, causal_mask(1))]
-    cases.append((1, 3, causal_mask(3)[None].expand(1, 3, 3)))
-    for batch, n, mask in cases:
+    _for_inference(c, module, torch.randn(2, 3, d_model, generator=g), causal_mask(3))
+    lengths = torch.tensor([4, 2])
+    not_causal = torch.tensor(  # every query may attend to some key, past or future
+        [[1, 0, 1, 0], [0, 1, 1, 1], [1, 1, 0, 0], [0, 0, 0, 1]], dtype=torch.bool
+    )
+    cases = [
+        (2, 5, causal_mask(5), "causal mask (5, 5)"),
+        (2, 4, None, "None"),
+        (1, 1, causal_mask(1), "causal mask (1, 1)"),
+        (1, 3, causal_mask(3)[None].expand(1, 3, 3), "causal mask (1, 3, 3)"),
+        (2, 4, padding_mask(lengths, 4)[:, None, :], "padding mask (2, 1, 4)"),
+        (1, 4, not_causal, "a mask (4, 4) that is not causal"),
+    ]
+    for batch, n, mask, mask_name in cases:
         x = 2 * torch.randn(batch, n, d_model, generator=g) + 1
-        what = f"block(x of shape {(batch, n, d_model)}, mask={_mask_name(mask)})"
+        what = f"block(x of shape {(batch, n, d_model)}, mask={mask_name})"
         result = c.call(module, x) if mask is None else c.call(module, x, mask)
         out, weights = c.pair(
             result, "(x, weights): the new x and the attention weights"
@@ -236,10 +293,6 @@ def check_transformer_block(c: Checker, answer) -> None:
     c.expect_close(
         found, expected, "the backward pass differs from the reference block."
     )
-
-
-def _mask_name(mask: Tensor | None) -> str:
-    return "None" if mask is None else f"causal mask {tuple(mask.shape)}"
 
 
 # --- 08.3 language_model_loss -----------------------------------------------------------
@@ -471,6 +524,33 @@ def check_sampling_distribution(c: Checker, answer) -> None:
 # --- 08.5 sample_next -------------------------------------------------------------------
 
 
+def _same_token_everywhere(
+    c: Checker, answer, logits: Tensor, temperature: float, top_k, what: str
+) -> None:
+    """Every row of identical logits got one token: greedy decoding (always the most
+    likely token) or one random number shared by the whole batch (then other
+    generators give other tokens)."""
+    most_likely = int(logits[0].argmax())
+    seen = set()
+    for seed in (2, 3, 4, 5):
+        tokens = c.call(
+            answer, logits, temperature, top_k, torch.Generator().manual_seed(seed)
+        )
+        seen |= set(torch.as_tensor(tokens).reshape(-1).tolist())
+    if seen == {most_likely}:
+        c.fail(
+            f"{what} returned the most likely token {logits.shape[0]} times: that is "
+            "greedy decoding (argmax). Draw with torch.multinomial(probabilities, 1, "
+            "generator=generator)."
+        )
+    c.fail(
+        f"{what} gave every row the same token, although each row is drawn on its own "
+        "(the rows here have the same logits, so their tokens should vary): one random "
+        "number was shared by the whole batch. torch.multinomial(probabilities, 1, "
+        "generator=generator) draws one per row."
+    )
+
+
 @exercise("08.5", "sample_next")
 def check_sample_next(c: Checker, answer) -> None:
     vocab, draws = 6, 4000
@@ -513,11 +593,8 @@ def check_sample_next(c: Checker, answer) -> None:
             f"{what} drew tokens outside the top {top_k}: draw from the filtered "
             "distribution.",
         )
-        c.expect(
-            len(set(tokens.tolist())) > 1,
-            f"{what} returned the same token {draws} times: that is greedy decoding "
-            "(argmax). Draw with torch.multinomial(probabilities, 1, generator=generator).",
-        )
+        if len(set(tokens.tolist())) == 1:
+            _same_token_everywhere(c, answer, logits, temperature, top_k, what)
         wrong = torch.softmax(filter_logits(logits[0], 1 / temperature, top_k), -1)
         gap = (frequencies - right).abs().max()
         if temperature != 1.0 and (frequencies - wrong).abs().max() < 0.03 < gap:
@@ -556,9 +633,21 @@ def check_sample_next(c: Checker, answer) -> None:
         "generator you are given (generator=generator), not PyTorch's global random "
         "numbers.",
     )
-    third = c.call(answer, logits[:50], 1.0, None, torch.Generator().manual_seed(8))
-    c.expect(
-        not torch.equal(torch.as_tensor(first), torch.as_tensor(third)),
-        "generators in different states gave the same 50 tokens: draw with the "
-        "generator you are given (generator=generator), not one you create yourself.",
-    )
+    given = torch.Generator().manual_seed(8)
+    state = given.get_state()
+    third = c.call(answer, logits[:50], 1.0, None, given)
+    if torch.equal(torch.as_tensor(first), torch.as_tensor(third)):
+        if torch.equal(
+            given.get_state(), state
+        ):  # never used: the draws came elsewhere
+            c.fail(
+                "generators in different states gave the same 50 tokens, and the "
+                "generator you were given was not used: draw with it "
+                "(generator=generator), not with one you create yourself."
+            )
+        c.fail(
+            "generators in different states gave the same 50 tokens: you re-seeded the "
+            "generator you were given (generator.manual_seed(...)), which throws its "
+            "state away, so every call draws the same numbers. Use it as it is: "
+            "torch.multinomial(probabilities, 1, generator=generator)."
+        )

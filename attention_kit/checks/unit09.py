@@ -9,10 +9,15 @@ from torch import Tensor
 
 from ..attention import scaled_dot_product_attention
 from ..efficient import linear_attention, online_softmax_update, sliding_window_mask
+from ..measure import peak_memory
 from ..positional import apply_rope
 from .core import IN_PLACE_HINT, Checker, describe, exercise, random_generator
 
 # --- 09.1 the cached decoding step ------------------------------------------------------
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def _cached_step(q, k, v, cache_k, cache_v, position=None, rotate_q=True):
@@ -25,15 +30,19 @@ def _cached_step(q, k, v, cache_k, cache_v, position=None, rotate_q=True):
     return scaled_dot_product_attention(q, keys, values)[0], keys, values
 
 
-def _step_cases(dtype=torch.float64):
-    """(batch, heads, past, head_dim, query scale): an empty cache, batch 1, one past
-    token, and queries whose scores spread over more than 100."""
+def _step_cases():
+    """(q, k, v, cache_k, cache_v, dtype): an empty cache, batch 1, one past token, and
+    float32 queries whose largest scores lie beyond 89, where exp overflows float32
+    (softmax without subtracting the maximum gives inf / inf = NaN). The tensors are
+    float64 holding values that ``dtype`` represents exactly; the learner gets them in
+    ``dtype``, the reference computes in float64."""
     g = random_generator(91)
-    for batch, heads, past, d, scale in [
-        (2, 3, 5, 4, 1.0),
-        (1, 1, 0, 2, 1.0),
-        (1, 2, 1, 6, 1.0),
-        (2, 2, 9, 8, 40.0),
+    dtype = torch.float64
+    for batch, heads, past, d, scale, given in [
+        (2, 3, 5, 4, 1.0, torch.float64),
+        (1, 1, 0, 2, 1.0, torch.float32),
+        (1, 2, 1, 6, 1.0, torch.float64),
+        (2, 2, 9, 8, 120.0, torch.float32),
     ]:
         q = scale * torch.randn(batch, heads, 1, d, generator=g, dtype=dtype)
         k = torch.randn(batch, heads, 1, d, generator=g, dtype=dtype)
@@ -43,21 +52,18 @@ def _step_cases(dtype=torch.float64):
             torch.randn(batch, heads, past, d, generator=g, dtype=dtype), positions
         )
         cache_v = torch.randn(batch, heads, past, d, generator=g, dtype=dtype)
-        yield q, k, v, cache_k, cache_v
+        tensors = (q, k, v, cache_k, cache_v)
+        yield (*(t.to(given).to(dtype) for t in tensors), given)
 
 
 @exercise("09.1", "attend_with_cache")
 def check_attend_with_cache(c: Checker, answer) -> None:
-    for q, k, v, cache_k, cache_v in _step_cases():
+    for q, k, v, cache_k, cache_v, dtype in _step_cases():
         batch, heads, past, d = cache_k.shape
-        what = f"attend_with_cache with {past} cached tokens"
+        what = f"attend_with_cache with {past} cached tokens ({_dtype_name(dtype)})"
         result = c.call(
             answer,
-            q,
-            k,
-            v,
-            cache_k,
-            cache_v,
+            *(t.to(dtype) for t in (q, k, v, cache_k, cache_v)),
             error_hint="the caches are (batch, heads, t, head_dim) and the new token is "
             "(batch, heads, 1, head_dim): append along the sequence axis, dim=-2, to "
             "the keys AND to the values. apply_rope(x, positions) needs one position "
@@ -70,12 +76,19 @@ def check_attend_with_cache(c: Checker, answer) -> None:
             "each cache grows by one row per token: torch.cat([cache, new], dim=-2) "
             "(the sequence axis), not the batch, head or feature axis."
         )
-        new_k = c.tensor(new_k, f"{what}: the new cache_k", grown, shape_hint=axis_hint)
+        new_k = c.tensor(
+            new_k,
+            f"{what}: the new cache_k",
+            grown,
+            shape_hint=axis_hint,
+            dtype=dtype,
+        )
         new_v = c.tensor(
             new_v,
             f"{what}: the new cache_v",
             grown,
             shape_hint=axis_hint + " Did you append the new value to cache_v too?",
+            dtype=dtype,
         )
         expected_out, expected_k, expected_v = _cached_step(q, k, v, cache_k, cache_v)
         key_mistakes = [
@@ -131,13 +144,24 @@ def check_attend_with_cache(c: Checker, answer) -> None:
                 )
             ],
         )
+        largest = (
+            float(
+                (
+                    apply_rope(q, torch.tensor([past])) @ expected_k.transpose(-2, -1)
+                ).max()
+            )
+            / d**0.5
+        )
         out = c.tensor(
             out,
             f"{what}: the output",
             (batch, heads, 1, d),
             shape_hint="one output row for the one new query.",
-            nan_hint="softmax over the keys after subtracting the row maximum (the "
-            "course's scaled_dot_product_attention does this).",
+            dtype=dtype,
+            nan_hint=f"the largest score here is {largest:.0f}, and exp overflows "
+            "float32 beyond 89: take the softmax over the keys after subtracting the "
+            "row maximum (the kit's scaled_dot_product_attention and "
+            "torch.softmax do this).",
         )
         mistakes = [
             (
@@ -170,6 +194,15 @@ def check_attend_with_cache(c: Checker, answer) -> None:
                     )[0],
                     "the new query attends to its own key only: attend over the whole "
                     "grown cache (the cached keys and values AND the new ones).",
+                )
+            )
+            mistakes.append(
+                (
+                    expected_v[..., :1, :],
+                    "the new query sees only the first key: is_causal=True (or a causal "
+                    "mask) aligns the mask top-left, so the one query is treated as "
+                    "position 0 and sees key 0 alone. The newest token may see every "
+                    "cached key: attend with no mask.",
                 )
             )
         c.expect_close(
@@ -258,7 +291,10 @@ def _wrong_updates(state, scores, values) -> list[tuple[tuple[Tensor, ...], str]
 def _update_cases():
     """(state, scores, values, empty state): a state after one block, then a block that
     raises, keeps or lowers the maximum; batch shapes (2,), (1,) and none; block widths
-    1 to 7; float64 and float32; one block whose scores spread over more than 100."""
+    1 to 7; float64 and float32; one float32 block whose scores lie beyond 89 (exp
+    overflows float32 there). Every score is finite: the exercise leaves masked keys
+    (score -inf, and NaN from exp(-inf + inf) in a fully masked block) to the kit's
+    version, and its statement says so."""
     g = random_generator(92)
     for rows, width, dv, shift, scale, dtype in [
         ((2, 3), 4, 5, 3.0, 2.0, torch.float64),
@@ -304,6 +340,7 @@ def check_online_softmax_update(c: Checker, answer) -> None:
                 tuple(expected[index].shape),
                 shape_hint="keep the state's shapes: (..., n, 1), (..., n, 1) and "
                 "(..., n, d_v); use keepdim=True in max and sum.",
+                dtype=scores.dtype,
                 nan_hint="subtract the running maximum before exp (scores here spread "
                 f"over {spread:.0f}), and rescale by exp(old max - new max).",
             )
@@ -328,12 +365,15 @@ def check_online_softmax_update(c: Checker, answer) -> None:
         output = c.tensor(
             state[2],
             "the output after the last block",
+            dtype=scores.dtype,
             nan_hint=(
                 "from the empty state the old maximum is -inf: exp(-inf - new_max) = 0 is "
                 "fine, but exp(new_max - (-inf)) is inf."
             ),
         )
-        total = c.tensor(state[1], "the running sum after the last block")
+        total = c.tensor(
+            state[1], "the running sum after the last block", dtype=scores.dtype
+        )
         c.expect_close(
             output / total,
             torch.softmax(scores, dim=-1) @ values,
@@ -401,6 +441,12 @@ def check_sliding_window_mask(c: Checker, answer) -> None:
         if torch.equal(mask, expected):
             c.passed += 1
             continue
+        if n > 1 and bool(mask.all()):
+            c.fail(
+                f"{what} is all True, so every query may see the keys after it. The "
+                "band stays causal however long the window: query i may attend to key "
+                "j only when j <= i (with window >= n the band is the causal mask)."
+            )
         for wrong, hint in mistakes:
             if torch.equal(mask, wrong):
                 c.fail(f"{what}: {hint}")
@@ -413,6 +459,8 @@ def check_sliding_window_mask(c: Checker, answer) -> None:
 
 
 # --- 09.4 linear attention ----------------------------------------------------------------
+
+MEMORY_LENGTH = 2048  # n for the memory check: the (n, n) matrix is 16.8 MB in float32
 
 
 def _phi(x: Tensor) -> Tensor:
@@ -442,7 +490,7 @@ def _linear_mistakes(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> list:
     mistakes = [
         (
             explicit(pq, pk, normalise=False),
-            "the normaliser is missing: divide phi(q_i)^T S by phi(q_i)^T z, where z is "
+            "the normaliser is missing: divide phi(q_i)^T U by phi(q_i)^T z, where z is "
             "the sum of phi(k_j) over the keys the query may see.",
         ),
         (
@@ -514,6 +562,7 @@ def check_linear_attention(c: Checker, answer) -> None:
                 what,
                 (*shape, n, d_v),
                 shape_hint="one output row per query, of the values' width d_v.",
+                dtype=dtype,
                 nan_hint="with phi = elu + 1 every similarity is positive, so the "
                 "normaliser cannot be 0"
                 + (
@@ -528,9 +577,34 @@ def check_linear_attention(c: Checker, answer) -> None:
             c.expect_close(
                 out,
                 expected,
-                f"{what}: out_i = phi(q_i)^T S / phi(q_i)^T z with S the sum of "
+                f"{what}: out_i = phi(q_i)^T U / phi(q_i)^T z with U the sum of "
                 "phi(k_j) v_j^T and z the sum of phi(k_j) over the keys query i may see "
                 "(all keys, or j <= i when causal), phi(x) = elu(x) + 1.",
                 mistakes=mistakes,
                 atol=1e-5 if dtype == torch.float32 else 1e-9,
             )
+    _check_linear_memory(c, answer)
+
+
+def _check_linear_memory(c: Checker, answer) -> None:
+    """The point of the exercise is the regrouping: phi(K)^T V and the sum of phi(K)
+    first, so that no (n, n) matrix exists. At n = 2048 (d_k = d_v = 8, float32) that
+    matrix takes 16.8 MB; the regrouped form needs well under 1 MB, and the budget is a
+    quarter of the matrix. (This n is small enough that the quadratic form is still
+    quick: the check measures, it does not allocate more than such an answer would.)"""
+    g = random_generator(941)
+    n, d = MEMORY_LENGTH, 8
+    q, k, v = (torch.randn(1, n, d, generator=g) for _ in range(3))
+    matrix = n * n * q.element_size()
+    for causal in (False, True):
+        with torch.no_grad():
+            peak = peak_memory(lambda causal=causal: c.call(answer, q, k, v, causal))
+        c.expect(
+            peak < matrix / 4,
+            f"linear_attention(queries (1, {n}, {d}), causal={causal}) used "
+            f"{peak / 1e6:.1f} MB at its peak, as much as the ({n}, {n}) matrix of "
+            f"similarities ({matrix / 1e6:.1f} MB): the values are right, but the point "
+            "of linear attention is never to form phi(Q) phi(K)^T. Compute U = "
+            "phi(K)^T V and z = the sum of phi(K) first (running sums with torch.cumsum "
+            "when causal), then combine them with phi(Q).",
+        )
