@@ -34,9 +34,9 @@ def set_threads(n: int | None = None) -> int:
     With ``n=None`` it uses the environment variable ``ATTENTION_KIT_THREADS`` when it is
     set, and otherwise the course default, **one thread**, whatever the machine. The
     course's models are small: on a 2-core machine a second thread saved about 14% of
-    the time when the cores were free, and made every lab measured at least 2.5 times
-    slower when other programs kept the cores busy, because threads wait for each other
-    (the measurements are in CONTRIBUTING.md, "One PyTorch thread per notebook").
+    the time when the cores were free, and in every lab run measured at a load average of
+    4 or more it made the lab at least 2.5 times slower, because threads wait for each
+    other (the measurements are in CONTRIBUTING.md, "One PyTorch thread per notebook").
 
     On a learner's machine with more cores, a notebook still uses one core for PyTorch,
     and the other cores stay free for JupyterLab, the browser and other notebooks
