@@ -1,12 +1,15 @@
 # Every target creates the virtual environment .venv from requirements.txt when it is
 # missing or older than requirements.txt / pyproject.toml.
 PYTHON ?= python3
+# The Pythons the course supports (course_tools/doctor.py SUPPORTED_PYTHONS says the same;
+# course_tools/platforms.py checks that every pin has a wheel for them).
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 NOTEBOOK_DIRS := lectures $(wildcard solutions) notebooks  # the student edition has no solutions/
 
-.PHONY: help book book-public test lab progress student student-edition slides bench nbgrader clean
+.PHONY: help book book-public test lab progress student student-edition slides bench nbgrader doctor platforms clean
 
 help:
 	@echo "make book         build the HTML book into _build/html (lectures, labs, solutions)"
@@ -19,9 +22,21 @@ help:
 	@echo "make slides       the lectures as reveal.js slide decks in _build/slides"
 	@echo "make nbgrader     an nbgrader course directory in nbgrader_course/ (COURSE=path): your grades stay"
 	@echo "make bench        the course's measurements (accuracy, speed, memory) as a table (make bench recall char-lm: only those)"
+	@echo "make doctor       when something is wrong: versions, pip check, device, Chromium, disk"
+	@echo "make platforms    which Pythons and systems have a wheel for every pin (writes platforms.json)"
 	@echo "make clean        remove build outputs and caches (keeps .venv and nbgrader_course/)"
 
 $(INSTALLED): requirements.txt pyproject.toml
+	@# One plain sentence instead of a failed install when $(PYTHON) is missing or too new/old
+	@# (continuation lines start with one tab, so that the sentences have no gaps).
+	@test -x $(BIN)/python || command -v $(PYTHON) >/dev/null || { echo "No $(PYTHON) \
+	found: install Python 3.12 (any of $(SUPPORTED_PYTHONS) works) and run make \
+	PYTHON=python3.12."; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -c 'import sys; v = "%d.%d" % sys.version_info[:2]; \
+	sys.exit(v not in "$(SUPPORTED_PYTHONS)".split())' || { echo "$(PYTHON) is Python \
+	$$($(PYTHON) -c 'import platform; print(platform.python_version())'), which the course \
+	does not support (it supports $(SUPPORTED_PYTHONS)): run make again with one of those, \
+	for example make PYTHON=python3.12."; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -r requirements.txt
@@ -99,6 +114,17 @@ $(eval $(BENCH_ONLY):;@:)
 endif
 bench: $(INSTALLED)
 	$(BIN)/python -m course_tools.bench $(BENCH_ONLY)
+
+# Runs without installing anything, so that it can say what is wrong with the install.
+doctor:
+	@if test -x $(BIN)/python; then $(BIN)/python -m course_tools.doctor; \
+	else echo "No .venv yet: run make (or make lab) first, which creates it with $(PYTHON)."; \
+		exit 1; fi
+
+# Asks the package index (index pages only, no wheel is downloaded) whether every pin
+# has a wheel for each supported Python on Linux, macOS and Windows; writes platforms.json.
+platforms: $(INSTALLED)
+	$(BIN)/python -m course_tools.platforms --write platforms.json
 
 # Never add the nbgrader course directory here: it holds an instructor's grades.
 clean:

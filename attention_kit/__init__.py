@@ -23,7 +23,7 @@ package ``course_tools``, which imports this one; this one never imports it.
 - ``models``: the GRU encoder-decoder of Unit 03, with or without attention; re-exports
   ``MiniTransformer``
 - ``data``: generated data sets (no downloads)
-- ``train``: ``set_seed``, ``get_device``, ``random_batches``, ``fit``
+- ``train``: ``set_seed``, ``set_threads``, ``get_device``, ``random_batches``, ``fit``
 - ``plots``: ``show_heatmap`` for every attention-weight picture
 - ``measure``: time and peak memory of a call, log-log slopes
 - ``checks``: one ``check_<name>`` per exercise, and ``ExerciseFailed``

@@ -1,4 +1,4 @@
-"""Reproducibility, devices, and the training loop the labs share."""
+"""Reproducibility, threads, devices, and the training loop the labs share."""
 
 from __future__ import annotations
 
@@ -23,9 +23,74 @@ def set_seed(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
+COURSE_THREADS = 1
+THREADS_VARIABLE = "ATTENTION_KIT_THREADS"
+DEVICE_VARIABLE = "ATTENTION_KIT_DEVICE"
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set how many CPU threads PyTorch uses inside one operation; return that number.
+
+    With ``n=None`` it uses the environment variable ``ATTENTION_KIT_THREADS`` when it is
+    set, and otherwise the course default, **one thread**, whatever the machine. The
+    course's models are small: on a 2-core machine a second thread saved about 14% of
+    the time when the cores were free, and in every lab run measured at a load average of
+    4 or more it made the lab at least 2.5 times slower, because threads wait for each
+    other (the measurements are in CONTRIBUTING.md, "One PyTorch thread per notebook").
+
+    On a learner's machine with more cores, a notebook still uses one core for PyTorch,
+    and the other cores stay free for JupyterLab, the browser and other notebooks
+    (``make progress`` runs two labs at once). To try more threads, call
+    ``set_threads(4)`` in the setup cell or start JupyterLab with
+    ``ATTENTION_KIT_THREADS=4``; torch's own default is one thread per physical core.
+    """
+    if n is None:
+        n = course_threads()
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_threads needs a whole number of threads >= 1, not {n!r}")
+    torch.set_num_threads(n)
+    return n
+
+
+def course_threads() -> int:
+    """The number of threads ``set_threads()`` chooses: ``ATTENTION_KIT_THREADS`` or 1."""
+    text = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not text:
+        return COURSE_THREADS
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(
+            f"{THREADS_VARIABLE}={text!r}: set it to a whole number of threads, such as 2"
+        )
+    return int(text)
+
+
 def get_device() -> torch.device:
-    """A GPU when one is present, otherwise the CPU. Every lab runs on the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device for a learner's own models: the CPU unless they opt in to a GPU.
+
+    Every lab is written for the CPU, where its small models train in seconds. Setting
+    the environment variable ``ATTENTION_KIT_DEVICE=cuda`` (or ``mps`` on an Apple-silicon
+    Mac) before starting JupyterLab makes this return that device instead; it raises a
+    ``RuntimeError`` with a plain sentence when the device is not available, rather than
+    quietly falling back to the CPU.
+    """
+    name = os.environ.get(DEVICE_VARIABLE, "").strip().lower() or "cpu"
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise RuntimeError(
+            f"{DEVICE_VARIABLE}={name!r} is not a device the course knows: "
+            "use cpu (the default), cuda or mps"
+        )
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"{DEVICE_VARIABLE}={name} asks for a CUDA GPU, but this PyTorch sees none "
+            f"(torch {torch.__version__}); unset the variable to run on the CPU"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(
+            f"{DEVICE_VARIABLE}=mps asks for an Apple GPU, but this PyTorch sees none; "
+            "unset the variable to run on the CPU"
+        )
+    return device
 
 
 def random_batches(

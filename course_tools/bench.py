@@ -21,7 +21,7 @@ from attention_kit.attention import scaled_dot_product_attention
 from attention_kit.data import SOURCE_VOCAB, TARGET_VOCAB, date_datasets, date_tensors
 from attention_kit.measure import fitted_slope, peak_memory, time_call
 from attention_kit.models import Seq2Seq, seq2seq_loss, translate
-from attention_kit.train import fit, random_batches, set_seed
+from attention_kit.train import fit, random_batches, set_seed, set_threads
 from course_tools.grading import measure_autograde
 
 Row = tuple[str, str, str]  # measurement, value, note
@@ -710,6 +710,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"unknown measurement(s) {sorted(unknown)}; choose from {list(MEASUREMENTS)}"
         )
+    set_threads()  # the labs' setting: one thread unless ATTENTION_KIT_THREADS says
     print(
         f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads "
         "(time_call pins 1 thread for the timings), "

@@ -48,6 +48,7 @@ from pathlib import Path
 
 import nbformat
 
+from attention_kit.train import course_threads
 from course_tools.release import MARKDOWN_PLACEHOLDER
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -544,8 +545,9 @@ async def _progress(
 
     env = dict(os.environ)
     env.setdefault("MPLBACKEND", "Agg")
-    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
-    env.setdefault("OMP_NUM_THREADS", str(threads))
+    # One thread per lab for any JOBS, as the labs' setup cells choose (set_threads):
+    # also for copies made before that call was in them, and for code before it.
+    env["OMP_NUM_THREADS"] = str(course_threads())
     slots = asyncio.Semaphore(max(1, jobs))
 
     async def one(name: str) -> None:

@@ -7,7 +7,7 @@ import torch
 
 from attention_kit.data import noisy_samples, wavy_function
 from attention_kit.plots import contrast_ratio, show_heatmap
-from attention_kit.train import get_device, set_seed
+from attention_kit.train import COURSE_THREADS, get_device, set_seed, set_threads
 
 
 def test_show_heatmap_labels_axes_ticks_and_colour_bar():
@@ -91,6 +91,50 @@ def test_set_seed_makes_torch_and_numpy_repeat():
     assert torch.equal(first[0], second[0]) and np.array_equal(first[1], second[1])
 
 
-def test_get_device_uses_the_cpu_without_a_gpu():
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert get_device().type == expected
+def test_get_device_is_the_cpu_unless_the_learner_opts_in(monkeypatch):
+    monkeypatch.delenv("ATTENTION_KIT_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # even with a GPU
+    assert get_device() == torch.device("cpu")
+    monkeypatch.setenv("ATTENTION_KIT_DEVICE", "cuda")
+    assert get_device() == torch.device("cuda")
+    monkeypatch.setenv("ATTENTION_KIT_DEVICE", " CPU ")
+    assert get_device() == torch.device("cpu")
+
+
+def test_get_device_says_plainly_when_the_chosen_device_is_missing(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    for name, words in [("cuda", "sees none"), ("mps", "sees none"), ("tpu", "cpu")]:
+        monkeypatch.setenv("ATTENTION_KIT_DEVICE", name)
+        with pytest.raises(RuntimeError, match=words):
+            get_device()
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_set_threads_uses_the_course_default_and_returns_it(
+    monkeypatch, restore_threads
+):
+    monkeypatch.delenv("ATTENTION_KIT_THREADS", raising=False)
+    torch.set_num_threads(2)
+    assert set_threads() == COURSE_THREADS == torch.get_num_threads() == 1
+    assert set_threads(2) == 2 == torch.get_num_threads()
+
+
+def test_set_threads_reads_the_environment_and_refuses_nonsense(
+    monkeypatch, restore_threads
+):
+    monkeypatch.setenv("ATTENTION_KIT_THREADS", "2")
+    assert set_threads() == 2 == torch.get_num_threads()
+    assert set_threads(1) == 1  # an explicit number wins
+    monkeypatch.setenv("ATTENTION_KIT_THREADS", "many")
+    with pytest.raises(ValueError, match="whole number"):
+        set_threads()
+    for wrong in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="whole number"):
+            set_threads(wrong)

@@ -383,6 +383,31 @@ def test_renamed_and_deleted_labs_are_reported_not_run(course, tmp_path):
     assert "make lab" in table
 
 
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_progress_runs_every_lab_with_the_course_thread_count(
+    course, tmp_path, monkeypatch, jobs
+):
+    """JOBS=1 once gave each lab both cores' threads, which crawled on a busy machine."""
+    seen = []
+
+    async def fake_run_lab(path, time_limit, env, import_dir):
+        seen.append(env["OMP_NUM_THREADS"])
+        return learner.LabRun(nbformat.read(path, as_version=4), 0.0)
+
+    monkeypatch.setattr(learner, "run_lab", fake_run_lab)
+    # a learner's shell setting is overridden
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    monkeypatch.delenv("ATTENTION_KIT_THREADS", raising=False)
+    work = tmp_path / "my_labs"
+    learner.copy_labs(course, work)
+    learner.progress(work, course, time_limit=10, jobs=jobs)
+    assert seen and set(seen) == {"1"}
+    monkeypatch.setenv("ATTENTION_KIT_THREADS", "2")  # ... but the course's own is not
+    seen.clear()
+    learner.progress(work, course, time_limit=10, jobs=jobs)
+    assert set(seen) == {"2"}
+
+
 def test_progress_without_my_labs_says_what_to_do(tmp_path, capsys):
     assert learner.main(["--labs", str(tmp_path / "nothing"), "progress"]) == 1
     assert "make lab" in capsys.readouterr().out
