@@ -72,8 +72,22 @@ def lecture_minutes(path: Path) -> int:
     return round_up(reading_minutes(nbformat.read(path, as_version=4)))
 
 
+LAB_TOTAL = re.compile(
+    r"Estimated time for this lab: about (?:(\d+) h)? ?(?:(\d+) min)?"
+)
+
+
+def stated_total(notebook: nbformat.NotebookNode) -> int | None:
+    """The total the lab itself states (course_tools.estimates), in minutes, if any."""
+    found = LAB_TOTAL.search(notebook.cells[0].source) if notebook.cells else None
+    if not found or not any(found.groups()):
+        return None
+    return 60 * int(found.group(1) or 0) + int(found.group(2) or 0)
+
+
 def lab_summary(path: Path) -> dict:
-    """A lab's estimated minutes, its code and written exercises, and its points."""
+    """A lab's estimated minutes (the lab's own stated total when it has one, so that the
+    page and the lab agree), its code and written exercises, and its points."""
     notebook = nbformat.read(path, as_version=4)
     exercises = find_exercises(notebook)
     code = [e for e in exercises if not e.written]
@@ -84,8 +98,9 @@ def lab_summary(path: Path) -> dict:
         + len(code) * MINUTES_PER_CODE_EXERCISE
         + len(written) * MINUTES_PER_WRITTEN_ANSWER
     )
+    stated = stated_total(notebook)
     return {
-        "minutes": round_up(minutes),
+        "minutes": stated if stated is not None else round_up(minutes),
         "code": len(code),
         "written": len(written),
         "points": len(code) * CODE_POINTS + len(written) * WRITTEN_POINTS,

@@ -37,3 +37,16 @@ def test_the_default_points_are_those_of_the_grading_policy():
     lab = syllabus.lab_summary(ROOT / "notebooks" / "04_self_attention.ipynb")
     assert lab["points"] == 2 * lab["code"] + lab["written"]
     assert "**2 points**" in TEXT and "**1 point**" in TEXT
+
+
+def test_a_labs_time_is_the_total_the_lab_states():
+    import nbformat
+
+    for lab in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        stated = syllabus.stated_total(nbformat.read(lab, as_version=4))
+        if stated is not None:
+            assert syllabus.lab_summary(lab)["minutes"] == stated, lab.name
+    first = nbformat.v4.new_markdown_cell(
+        "*Estimated time for this lab: about 1 h 5 min: x*"
+    )
+    assert syllabus.stated_total(nbformat.v4.new_notebook(cells=[first])) == 65
