@@ -123,6 +123,17 @@ AUDIT_SCRIPT = """
 """
 
 
+SETTLE_COLOURS_SCRIPT = """
+(() => {
+  const style = document.createElement("style");
+  style.textContent =
+    "*, *::before, *::after { transition: none !important; animation: none !important; }";
+  document.head.appendChild(style);
+  return new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+})()
+"""
+
+
 def axe_script() -> str:
     """axe-core's script, as shipped in the pinned axe-core-python wheel."""
     return (importlib.resources.files("axe_core_python") / "axe.min.js").read_text(
@@ -377,6 +388,10 @@ class Chromium:
         """axe-core's violations of the rules with these tags on the page now open."""
         if not self.evaluate("typeof window.axe !== 'undefined'"):
             self.evaluate(axe_script() + "\n;true")
+        # The theme fades colours in over 0.15 s (CSS transitions) after it switches to
+        # the reader's colour scheme; axe must judge the colours a reader sees once they
+        # have settled, not a frame halfway through the fade.
+        self.evaluate(SETTLE_COLOURS_SCRIPT)
         # A window as tall as a long page, so that the contrast of the sidebar's links
         # (scrolled out of a 1000 px window) can be checked too.
         self._call(
