@@ -362,6 +362,11 @@ def test_rope_self_attention_right_answers_pass(capsys):
     assert_passes(check_rope_self_attention, lambda *a: attention(*a, start=5), capsys)
 
 
+def rope_dim_fixed_at_8(x, positions):
+    """Frequencies built for dim = 8 whatever x's dim (at dim 6 they equal base 1000's)."""
+    return rope(x, positions, base=10000.0 ** (x.shape[-1] / 8))
+
+
 MISTAKES = [
     # 06.1
     (check_sinusoidal_encoding, table_loops, "no Python loop"),
@@ -436,6 +441,7 @@ MISTAKES = [
     (check_apply_rope, rope_cat, "interleaved"),
     (check_apply_rope, rope_tiled_angles, "repeat_interleave(2"),
     (check_apply_rope, rope_three_axes_only, "any number of leading axes"),
+    (check_apply_rope, rope_dim_fixed_at_8, "read dim as x.shape[-1]"),
     # 06.4
     (
         check_rope_self_attention,

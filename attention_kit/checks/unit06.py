@@ -469,7 +469,21 @@ def check_apply_rope(c: Checker, answer) -> None:
             shape_hint="RoPE rotates each vector in place: the output has the shape of x.",
             dtype=x.dtype,
         )
-        mistakes = [
+        dim = shape[-1]
+        # 10000 ** (-2i / 8) is 10000 ** (dim / 8) to the power -2i / dim; checked first
+        # because at dim = 6 it equals base 1000, whose hint would mislead.
+        mistakes = (
+            []
+            if dim == 8
+            else [
+                (
+                    rope_variant(x, positions, base=10000.0 ** (dim / 8)),
+                    f"x has dim = {dim} here, but your frequencies look built for dim = 8: "
+                    "read dim as x.shape[-1] and use 10000 ** (-2i / dim).",
+                )
+            ]
+        )
+        mistakes += [
             (rope_variant(x, positions, **w), hint) for w, hint in ROPE_MISTAKES
         ]
         mistakes += [
