@@ -413,6 +413,18 @@ def test_linear_attention_passes_correct_answers(capsys):
     assert_passes(check_linear_attention, linear_float64_inside, capsys)
 
 
+def linear_cumsum_dim_1(q, k, v, causal=False):
+    """Running sums along axis 1: right for (batch, n, d), the heads axis for 4-D."""
+    q, k = F.elu(q) + 1, F.elu(k) + 1
+    if not causal:
+        return (q @ (k.transpose(-2, -1) @ v)) / (q * k.sum(-2, keepdim=True)).sum(
+            -1, keepdim=True
+        )
+    states = torch.cumsum(k.unsqueeze(-1) * v.unsqueeze(-2), dim=1)
+    sums = torch.cumsum(k, dim=1)
+    return (q.unsqueeze(-2) @ states).squeeze(-2) / (q * sums).sum(-1, keepdim=True)
+
+
 MISTAKES = [
     (check_attend_with_cache, step_keys_not_values, "to the values"),
     (check_attend_with_cache, step_position_zero, "position 0"),
@@ -472,6 +484,7 @@ MISTAKES = [
     (check_linear_attention, linear_scaled_queries, "no scaling"),
     (check_linear_attention, linear_exclusive_sums, "own key included"),
     (check_linear_attention, linear_quadratic, "never to form"),
+    (check_linear_attention, linear_cumsum_dim_1, "wrong axis"),
     (check_linear_attention, linear_float32_always, "promises the input's dtype"),
 ]
 

@@ -540,6 +540,20 @@ def _linear_mistakes(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> list:
                 "U_i = sum of phi(k_j) v_j^T for j <= i.",
             ),
         ]
+        if q.dim() == 4:
+            # cumsum(dim=1), right for (batch, n, d) but the heads axis here
+            states = torch.cumsum(pk.unsqueeze(-1) * v.unsqueeze(-2), dim=1)
+            sums = torch.cumsum(pk, dim=1)
+            mistakes.append(
+                (
+                    (pq.unsqueeze(-2) @ states).squeeze(-2)
+                    / (pq * sums).sum(-1, keepdim=True),
+                    f"the running sums run along the wrong axis for queries "
+                    f"{tuple(q.shape)}: the positions are axis -2 of phi(K) "
+                    "(torch.cumsum(..., dim=-2), and dim=-3 for the (..., n, d_k, d_v) "
+                    "products), whatever the leading axes.",
+                )
+            )
     return mistakes
 
 
