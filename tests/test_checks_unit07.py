@@ -404,6 +404,17 @@ def mha_always_3d(mask, num_heads):
     return flipped.repeat_interleave(num_heads, dim=0)
 
 
+def leaks_fixed_length(model, inputs):
+    """Checks t = 0..4 only, as if n were always 6."""
+    original, found = model(inputs), []
+    for t in range(5):
+        changed = inputs.clone()
+        changed[:, t + 1 :] = torch.randn(changed[:, t + 1 :].shape)
+        if not torch.equal(model(changed)[:, t], original[:, t]):
+            found.append(t)
+    return found
+
+
 MISTAKES = [
     (check_causal_mask, causal_float, "float 0/1 mask would be read"),
     (check_causal_mask, causal_int, "boolean"),
@@ -472,6 +483,7 @@ MISTAKES = [
     (check_leaks_future, leaks_flip, "there is one input after t"),
     (check_leaks_future, leaks_feature_0_replaced, "ALL the inputs after t"),
     (check_leaks_future, leaks_half_the_features, "LAST feature of the inputs"),
+    (check_leaks_future, leaks_fixed_length, "range(n - 1) with n = inputs.shape[1]"),
     (check_to_mha_mask, mha_not_inverted, "not inverted"),
     (check_to_mha_mask, mha_repeat, "repeat_interleave"),
     (check_to_mha_mask, mha_additive, "ADDS"),

@@ -661,7 +661,8 @@ def _missed_hint(
             return start + (
                 f"For t = {t} there is one input after t, and none of your calls changed "
                 "it while keeping the inputs up to t, though you did so for earlier t. "
-                + FLIP_NOTE
+                "If your loop stops at a fixed t, run it over range(n - 1) with n = "
+                "inputs.shape[1]. " + FLIP_NOTE
             )
         return start + (
             f"Your test never changed the inputs after t = {t} while keeping those up to "
