@@ -425,6 +425,15 @@ def linear_cumsum_dim_1(q, k, v, causal=False):
     return (q.unsqueeze(-2) @ states).squeeze(-2) / (q * sums).sum(-1, keepdim=True)
 
 
+def step_scale_fixed_at_8(q, k, v, cache_k, cache_v):
+    """Scores divided by sqrt(8) whatever the head size."""
+    where = torch.tensor([cache_k.shape[-2]])
+    keys = torch.cat([cache_k, apply_rope(k, where)], dim=-2)
+    values = torch.cat([cache_v, v], dim=-2)
+    scores = apply_rope(q, where) @ keys.transpose(-2, -1) / 8**0.5
+    return torch.softmax(scores, dim=-1) @ values, keys, values
+
+
 MISTAKES = [
     (check_attend_with_cache, step_keys_not_values, "to the values"),
     (check_attend_with_cache, step_position_zero, "position 0"),
@@ -441,6 +450,7 @@ MISTAKES = [
     (check_attend_with_cache, step_naive_softmax, "overflows float32"),
     (check_attend_with_cache, step_is_causal, "top-left"),
     (check_attend_with_cache, step_float64_out, "promises the input's dtype"),
+    (check_attend_with_cache, step_scale_fixed_at_8, "head_dim = q_new.shape[-1]"),
     (check_online_softmax_update, update_max_kept, "running maximum is not updated"),
     (check_online_softmax_update, update_own_block_max, "block's own maximum"),
     (check_online_softmax_update, update_with_switches(rescale="none"), "not rescaled"),

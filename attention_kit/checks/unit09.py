@@ -209,7 +209,8 @@ def check_attend_with_cache(c: Checker, answer) -> None:
             out,
             expected_out,
             f"{what}: the output should be softmax(q K^T / sqrt(head_dim)) V over the "
-            "cached keys and the new one, with q and the new key rotated by position t.",
+            "cached keys and the new one, with q and the new key rotated by position t "
+            f"(head_dim = q_new.shape[-1] = {out.shape[-1]} here).",
             mistakes=mistakes,
         )
 
