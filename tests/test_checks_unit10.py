@@ -329,6 +329,23 @@ def test_norm_weighted_attention_passes_correct_answers(capsys):
         assert_passes(check_norm_weighted_attention, answer, capsys, "5/5")
 
 
+def previous_fixed_pairs(weights):  # wrong: n - 1 = 6 pairs written as a constant
+    below = weights.double().diagonal(offset=-1, dim1=-2, dim2=-1)
+    return (below.sum(dim=(0, 2)) / (weights.shape[0] * 6)).to(weights.dtype)
+
+
+def induction_fixed_period(weights, periods):  # wrong: period 3 written as a constant
+    return induction_score(weights, torch.full_like(periods, 3))
+
+
+def ablated_fixed_length(model, tokens, layer, head, mode="zero"):  # wrong: n = 5 fixed
+    return ablated_by_hand(model, tokens[:, :5], layer, head, mode)
+
+
+def norms_fixed_heads(weights, values, W_o):  # wrong: two heads written as a constant
+    return norm_weighted_attention(weights[:, :2], values[:, :2], W_o[:2])
+
+
 MISTAKES = [
     (check_previous_token_score, previous_above, "NEXT token"),
     (check_previous_token_score, previous_diagonal, "itself"),
@@ -366,4 +383,8 @@ MISTAKES = [
     (check_norm_weighted_attention, norms_head_zero, "W_o[0]"),
     (check_norm_weighted_attention, norms_summed_over_heads, "keep the heads apart"),
     (check_norm_weighted_attention, norms_of_whole_row, "a_tj * ||v_j W_o[head]||"),
+    (check_previous_token_score, previous_fixed_pairs, "n = 2"),
+    (check_induction_score, induction_fixed_period, "periods (2, 5, 8)"),
+    (check_ablated_loss, ablated_fixed_length, "tokens (3, 8)"),
+    (check_norm_weighted_attention, norms_fixed_heads, "keep the heads apart"),
 ]

@@ -145,18 +145,19 @@ def _induction_mistakes(weights: Tensor, periods: Tensor) -> list[tuple[Tensor, 
     t = torch.arange(n)
     repeated = repeated_part(periods, n)
 
+    def picked(offset: int) -> Tensor:
+        """A[b, head, t, t - period_b + offset], (batch, heads, n, 1), index clamped."""
+        source = (t[None, :] - periods[:, None] + offset).clamp(0, n - 1)
+        return weights.gather(-1, source[:, None, :, None].expand(-1, heads, -1, 1))
+
     def pooled(offset: int, where: Tensor = repeated) -> Tensor:
         """Mean of A[b, head, t, t - period_b + offset] over the (b, t) in ``where``."""
-        source = (t[None, :] - periods[:, None] + offset).clamp(0, n - 1)
-        picked = weights.gather(-1, source[:, None, :, None].expand(-1, heads, -1, 1))
         keep = where[:, None, :, None].double()
-        return (picked * keep).sum(dim=(0, 2, 3)) / keep.sum()
+        return (picked(offset) * keep).sum(dim=(0, 2, 3)) / keep.sum()
 
     def per_sequence_mean() -> Tensor:
-        source = (t[None, :] - periods[:, None] + 1).clamp(0, n - 1)
-        picked = weights.gather(-1, source[:, None, :, None].expand(-1, heads, -1, 1))
         keep = repeated[:, None, :, None].double()
-        return ((picked * keep).sum(dim=(2, 3)) / keep.sum(dim=(2, 3))).mean(dim=0)
+        return ((picked(1) * keep).sum(dim=(2, 3)) / keep.sum(dim=(2, 3))).mean(dim=0)
 
     everywhere = torch.ones_like(repeated)
     first_period = torch.full_like(periods, int(periods[0]))
