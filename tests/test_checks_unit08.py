@@ -481,6 +481,15 @@ def test_module_checkers_refuse_a_function(checker):
     assert_fails_with(checker, lambda *args: torch.zeros(1), "nn.Module")
 
 
+def distribution_softmax_dim_1(logits, temperature=1.0, top_k=None):
+    """Softmax over axis 1: the vocabulary for (batch, vocab), not (batch, n, vocab)."""
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth_largest = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth_largest, float("-inf"))
+    return torch.softmax(logits, dim=1 if logits.dim() > 1 else 0)
+
+
 MISTAKES = [
     (check_feed_forward, FFNLinear, "non-linearity"),
     (check_feed_forward, FFNRelu, "ReLU"),
@@ -528,6 +537,7 @@ MISTAKES = [
     ),
     (check_sampling_distribution, distribution_naive_exp, "overflow"),
     (check_sampling_distribution, distribution_ignores_top_k, "nothing was filtered"),
+    (check_sampling_distribution, distribution_softmax_dim_1, "LAST axis"),
     (check_sample_next, sample_greedy, "argmax"),
     (check_sample_next, sample_global_rng, "generator you are given"),
     (check_sample_next, sample_multiplied, "divide the logits"),

@@ -511,6 +511,17 @@ def check_sampling_distribution(c: Checker, answer) -> None:
             "largest: topk(top_k, dim=-1)).",
         )
         right, mistakes = _distribution_mistakes(logits, temperature, top_k)
+        if logits.dim() == 3:  # softmax(dim=1): the vocabulary axis only for 2-D logits
+            kept = (logits.double() / temperature).masked_fill(right == 0, -math.inf)
+            mistakes = [
+                *mistakes,
+                (
+                    torch.softmax(kept, dim=1),
+                    f"for logits {tuple(logits.shape)} the softmax ran over the wrong "
+                    "axis: the vocabulary is the LAST axis, softmax(..., dim=-1), "
+                    "whatever the leading axes.",
+                ),
+            ]
         c.expect_close(
             probabilities,
             right,
